@@ -1,0 +1,43 @@
+"""The ``evfabric`` command. Thin: it parses arguments and calls the layers.
+
+Sub-commands live in sibling modules (``demo.py``, ``bench.py``, ``serve.py``...); each defines
+``register(app: typer.Typer) -> None`` and is discovered here, so a new command is a new file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+app = typer.Typer(
+    name="evfabric",
+    help="evfabric: an event fabric for HPC, HTC and scientific computing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """evfabric: an event fabric for HPC, HTC and scientific computing."""
+
+
+def _register_commands() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Entry point of the ``evfabric`` console script."""
+    app()
