@@ -1,0 +1,107 @@
+"""Encoding events: MessagePack on the wire, JSON for people (msgspec, both ways).
+
+Decoding validates: header types and the topic are checked by msgspec against the
+:class:`~evfabric.core.event.Event` schema, the body by :func:`~evfabric.core.event.check_body`.
+Any failure raises :class:`~evfabric.core.errors.DecodeError` whose message names the field
+(``$.topic``, ``$[3].source``...). Encoders and decoders are module-level singletons: building
+them once is part of what makes msgspec fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from evfabric.core.errors import DecodeError, InvalidEvent
+from evfabric.core.event import Event, check_body
+
+__all__ = [
+    "decode",
+    "decode_batch",
+    "encode",
+    "encode_batch",
+    "from_json",
+    "from_json_batch",
+    "to_json",
+    "to_json_batch",
+]
+
+_mp_encoder = msgspec.msgpack.Encoder()
+_mp_event = msgspec.msgpack.Decoder(Event)
+_mp_batch = msgspec.msgpack.Decoder(list[Event])
+_json_encoder = msgspec.json.Encoder()
+_json_event = msgspec.json.Decoder(Event)
+_json_batch = msgspec.json.Decoder(list[Event])
+
+
+def encode(event: Event) -> bytes:
+    """The event as MessagePack bytes."""
+    return _mp_encoder.encode(event)
+
+
+def encode_batch(events: Iterable[Event]) -> bytes:
+    """Several events as one MessagePack array."""
+    return _mp_encoder.encode(events if isinstance(events, list) else list(events))
+
+
+def to_json(event: Event) -> bytes:
+    """The event as JSON bytes (bytes values in the body become base64 strings)."""
+    return _json_encoder.encode(event)
+
+
+def to_json_batch(events: Iterable[Event]) -> bytes:
+    """Several events as one JSON array."""
+    return _json_encoder.encode(list(events))
+
+
+def _fail(exc: Exception, what: str) -> DecodeError:
+    return DecodeError(f"cannot decode {what}: {exc}")
+
+
+def _checked(events: list[Event], what: str) -> list[Event]:
+    for i, ev in enumerate(events):
+        try:
+            check_body(ev.body)
+        except InvalidEvent as exc:
+            raise DecodeError(f"cannot decode {what}: event {i} ({ev.id}): {exc}") from None
+    return events
+
+
+def decode(data: bytes | bytearray | memoryview) -> Event:
+    """Decode one MessagePack event, validating it; raise DecodeError naming the bad field."""
+    try:
+        ev = _mp_event.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _fail(exc, "event") from None
+    return _checked([ev], "event")[0]
+
+
+def decode_batch(data: bytes | bytearray | memoryview) -> list[Event]:
+    """Decode a MessagePack array of events, validating each; raise DecodeError naming the field."""
+    try:
+        events = _mp_batch.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _fail(exc, "event batch") from None
+    return _checked(events, "event batch")
+
+
+def from_json(data: bytes | str) -> Event:
+    """Decode one JSON event, validating it; raise DecodeError naming the bad field.
+
+    Note: JSON has no bytes type; bytes encoded by :func:`to_json` come back as base64 str.
+    """
+    try:
+        ev = _json_event.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _fail(exc, "JSON event") from None
+    return _checked([ev], "JSON event")[0]
+
+
+def from_json_batch(data: bytes | str) -> list[Event]:
+    """Decode a JSON array of events, validating each."""
+    try:
+        events = _json_batch.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _fail(exc, "JSON event batch") from None
+    return _checked(events, "JSON event batch")

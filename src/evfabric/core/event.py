@@ -1,0 +1,234 @@
+"""The event: a header and a typed body (CCA 2.4), with CloudEvents-compatible attributes.
+
+Header fields: ``id`` (unique, sortable: time-ordered), ``topic``, ``source`` (the publisher's
+component id, never empty), ``time`` (seconds since the epoch, microsecond precision), ``type``,
+``seq`` (the publisher's Lamport clock), ``delivery`` (``best_effort`` or ``reliable``), ``ttl``
+(seconds the event stays relevant, or None), ``key`` (partitioning key, or None) and ``extra``
+(free-form attributes: lowercase alphanumeric names of at most 20 characters, values str, int
+or bool, as CloudEvents extensions allow).
+
+The body is a map from str to str, int, float, bool, bytes, None, and lists and maps of those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time as _time
+from itertools import count
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from evfabric.core.errors import InvalidEvent, InvalidTopic
+from evfabric.core.topics import validate_topic
+
+__all__ = [
+    "BEST_EFFORT",
+    "DELIVERY_MODES",
+    "RELIABLE",
+    "Body",
+    "Event",
+    "check_body",
+    "check_header",
+    "make_event",
+    "new_id",
+]
+
+BEST_EFFORT = "best_effort"
+RELIABLE = "reliable"
+DELIVERY_MODES = (BEST_EFFORT, RELIABLE)
+DEFAULT_TYPE = "evfabric.event"
+
+Body = dict[str, Any]
+TopicName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=1024)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+ExtraName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]{1,20}$")]
+
+# Names the header already uses (and CloudEvents' own): an ``extra`` field may not shadow them.
+RESERVED_ATTRIBUTES = frozenset(
+    {"id", "topic", "source", "time", "type", "seq", "delivery", "ttl", "key", "extra", "body"}
+    | {"specversion", "subject", "data", "datacontenttype", "dataschema", "data_base64", "partitionkey"}
+)
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """One event. Build it with :func:`make_event` (or a service's ``publish``), which validates.
+
+    Decoding from bytes (``evfabric.core.codec``) validates the header types and the topic in C
+    and the body in :func:`check_body`.
+    """
+
+    id: NonEmpty
+    topic: TopicName
+    source: NonEmpty
+    time: float
+    type: NonEmpty = DEFAULT_TYPE
+    seq: int = 0
+    delivery: Literal["best_effort", "reliable"] = "best_effort"
+    ttl: float | None = None
+    key: str | None = None
+    extra: dict[ExtraName, str | int | bool] = {}
+    body: Body = {}
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The header as a plain dict (every field but ``body``; ``extra`` merged in)."""
+        h: dict[str, Any] = {
+            "id": self.id,
+            "topic": self.topic,
+            "source": self.source,
+            "time": self.time,
+            "type": self.type,
+            "seq": self.seq,
+            "delivery": self.delivery,
+            "ttl": self.ttl,
+            "key": self.key,
+        }
+        h.update(self.extra)
+        return h
+
+    @property
+    def reliable(self) -> bool:
+        """True when the event asks for at-least-once delivery."""
+        return self.delivery == RELIABLE
+
+    def expired(self, now: float | None = None) -> bool:
+        """True when the event has a ``ttl`` and it has run out at ``now`` (default: now)."""
+        if self.ttl is None:
+            return False
+        return (now if now is not None else _time.time()) > self.time + self.ttl
+
+
+# --- ids ---------------------------------------------------------------------------------------
+
+_NODE = os.urandom(3).hex()  # tells apart processes that publish in the same microsecond
+_ids = count()
+_last_us = 0
+
+
+def new_id(now: float | None = None) -> str:
+    """A unique id that sorts by creation time: 13 hex of microseconds, 6 of node, 7 of counter."""
+    global _last_us
+    us = int((now if now is not None else _time.time()) * 1_000_000)
+    if us < _last_us:  # the wall clock stepped back: stay monotonic
+        us = _last_us
+    _last_us = us
+    return f"{us:013x}{_NODE}{next(_ids) & 0xFFFFFFF:07x}"
+
+
+# --- validation --------------------------------------------------------------------------------
+
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+_MAX_DEPTH = 32
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if depth > _MAX_DEPTH:
+        raise InvalidEvent(f"body{path} nests deeper than {_MAX_DEPTH} levels")
+    if kind is list or kind is tuple:
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}[{i}]", depth + 1)
+    elif kind is dict:
+        for k, item in value.items():
+            if type(k) is not str:
+                raise InvalidEvent(f"body{path}: map keys must be str, got {type(k).__name__} {k!r}")
+            _check_value(item, f"{path}.{k}", depth + 1)
+    else:
+        raise InvalidEvent(
+            f"body{path} has a value of type {kind.__name__}; allowed: str, int, float, bool, bytes, None, "
+            "and lists and maps of those"
+        )
+
+
+def check_body(body: Any) -> Body:
+    """Return ``body`` if it is a valid event body, else raise :class:`InvalidEvent` naming the field."""
+    if type(body) is not dict:
+        raise InvalidEvent(f"body must be a dict (a typed map), got {type(body).__name__}")
+    for k, v in body.items():
+        if type(v) in _SCALARS and type(k) is str:
+            continue
+        if type(k) is not str:
+            raise InvalidEvent(f"body: map keys must be str, got {type(k).__name__} {k!r}")
+        _check_value(v, f".{k}", 1)
+    return body
+
+
+_EXTRA_NAME = re.compile(r"[a-z0-9]{1,20}")
+
+
+def check_header(
+    *,
+    source: Any,
+    type: Any = DEFAULT_TYPE,
+    delivery: Any = BEST_EFFORT,
+    ttl: Any = None,
+    key: Any = None,
+    seq: Any = 0,
+    extra: Any = None,
+) -> None:
+    """Raise :class:`InvalidEvent` naming the first bad header field, if any."""
+    if not isinstance(source, str) or not source:
+        raise InvalidEvent(f"header field 'source' must be a non-empty str (the publisher's id), got {source!r}")
+    if not isinstance(type, str) or not type:
+        raise InvalidEvent(f"header field 'type' must be a non-empty str, got {type!r}")
+    if delivery not in DELIVERY_MODES:
+        raise InvalidEvent(f"header field 'delivery' must be one of {DELIVERY_MODES}, got {delivery!r}")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0):
+        raise InvalidEvent(f"header field 'ttl' must be a positive number of seconds or None, got {ttl!r}")
+    if key is not None and not isinstance(key, str):
+        raise InvalidEvent(f"header field 'key' must be a str or None, got {key!r}")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidEvent(f"header field 'seq' must be a non-negative int, got {seq!r}")
+    for name, value in (extra or {}).items():
+        if not isinstance(name, str) or not _EXTRA_NAME.fullmatch(name):
+            raise InvalidEvent(
+                f"extra header field {name!r}: names are 1-20 lowercase letters or digits (CloudEvents extensions)"
+            )
+        if name in RESERVED_ATTRIBUTES:
+            raise InvalidEvent(f"extra header field {name!r} would shadow a standard attribute")
+        if not isinstance(value, (str, int, bool)):
+            raise InvalidEvent(f"extra header field {name!r} must be str, int or bool, got {value!r}")
+
+
+def make_event(
+    topic: str,
+    body: Body | None = None,
+    *,
+    source: str,
+    type: str = DEFAULT_TYPE,
+    delivery: str = BEST_EFFORT,
+    ttl: float | None = None,
+    key: str | None = None,
+    seq: int = 0,
+    id: str | None = None,
+    time: float | None = None,
+    **extra: str | int | bool,
+) -> Event:
+    """Validate the parts and build an :class:`Event`; unknown keyword arguments become ``extra``.
+
+    Raises :class:`InvalidTopic` or :class:`InvalidEvent` naming the bad field.
+    """
+    try:
+        validate_topic(topic)
+    except InvalidTopic:
+        raise
+    body = {} if body is None else check_body(body)
+    check_header(source=source, type=type, delivery=delivery, ttl=ttl, key=key, seq=seq, extra=extra)
+    now = round(_time.time() if time is None else time, 6)
+    return Event(
+        id=id if id is not None else new_id(now),
+        topic=topic,
+        source=source,
+        time=now,
+        type=type,
+        seq=seq,
+        delivery=delivery,  # type: ignore[arg-type]
+        ttl=None if ttl is None else float(ttl),
+        key=key,
+        extra=extra,
+        body=body,
+    )
