@@ -77,3 +77,13 @@ class AccessDenied(EvfabricError, PermissionError):
 
 class DeadlockDetected(EvfabricError):
     """Coordinated tasks wait on each other and none can proceed; the message lists who waits on whom."""
+
+
+class CausalityError(EvfabricError):
+    """An event would reach a task in its past: a negative delay, or a send between processing
+    elements shorter than the program's declared lookahead (conservative mode cannot then be safe)."""
+
+
+class WorkerFailed(EvfabricError):
+    """A processing element (thread, process or MPI rank) of a coordinated run raised or died;
+    the message carries its rank and the original error."""
