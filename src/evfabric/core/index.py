@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from evfabric.core.topics import MANY, ONE, Pattern
+from evfabric.core.topics import MANY, ONE, RESERVED_GROUP, Pattern
 
 __all__ = ["PatternIndex"]
 
@@ -113,8 +113,16 @@ class PatternIndex(Generic[T]):
         return result
 
     def _walk(self, topic: str) -> tuple[T, ...]:
-        states = [self._root]
-        for seg in topic.split("."):
+        segments = topic.split(".")
+        root = self._root
+        if segments[0] == RESERVED_GROUP:  # leading wildcards do not reach the reserved group
+            first = root.literal.get(RESERVED_GROUP)
+            if first is None:
+                return ()
+            states, segments = [first], segments[1:]
+        else:
+            states = [root]
+        for seg in segments:
             nxt: list[_Node] = []
             for node in states:
                 child = node.literal.get(seg)

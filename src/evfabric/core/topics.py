@@ -104,9 +104,15 @@ class Pattern:
         self._regex = _compile_reference(segments)
 
     def matches(self, topic: str) -> bool:
-        """True when ``topic`` (a valid topic name) matches this pattern."""
+        """True when ``topic`` (a valid topic name) matches this pattern.
+
+        A pattern that starts with a wildcard does not match reserved ``cca`` topics: framework
+        events reach only those who ask for them by name (``cca.*``), as NATS keeps ``$SYS`` out of ``>``.
+        """
         if self.is_literal:
             return topic == self.text
+        if self.segments[0] in (ONE, MANY) and is_reserved(topic):
+            return False
         return self._regex.fullmatch(topic) is not None
 
     def __repr__(self) -> str:
@@ -136,7 +142,10 @@ def _compile_reference(segments: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def reference_match(pattern: str, topic: str) -> bool:
-    """The straightforward matcher every index must agree with (segment-wise recursion)."""
+    """The straightforward matcher every index must agree with (segment-wise recursion).
+
+    Like :meth:`Pattern.matches`, a leading wildcard never matches the reserved ``cca`` group.
+    """
 
     def rec(p: tuple[str, ...], t: tuple[str, ...]) -> bool:
         if not p:
@@ -148,4 +157,7 @@ def reference_match(pattern: str, topic: str) -> bool:
             return False
         return (head == ONE or head == t[0]) and rec(p[1:], t[1:])
 
-    return rec(tuple(pattern.split(".")), tuple(topic.split(".")))
+    p, t = tuple(pattern.split(".")), tuple(topic.split("."))
+    if p[0] in (ONE, MANY) and t[0] == RESERVED_GROUP:
+        return False
+    return rec(p, t)
