@@ -222,7 +222,7 @@ class ThreadPoolDispatcher(Dispatcher):
 
     def _maybe_grow_locked(self, ready: _ReadyQueue) -> None:
         # Grow when strands wait and nobody is idle to take them (demand-driven sizing).
-        if ready.idle == 0 and ready.strands and self.workers < self.max_workers:
+        if len(ready.strands) > ready.idle and self.workers < self.max_workers:
             self._spawn_locked(ready if self.scheduling == "shared" else self._queue_for_new_worker())
 
     # -- producer side --------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class RetainedEvents:
                     del self._by_topic[topic]
                     continue
                 if pattern.matches(topic):
-                    out.extend(ev for _, ev in q if since is None or ev.time > since)
+                    out.extend(ev for exp, ev in q if exp >= now and (since is None or ev.time > since))
         out.sort(key=lambda ev: ev.id)
         return out
 
