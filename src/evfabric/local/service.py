@@ -38,7 +38,7 @@ from itertools import count
 from typing import Any, Literal
 
 from evfabric.core.errors import ConfigError, ServiceClosed
-from evfabric.core.event import DEFAULT_TYPE, Body, Event, check_body, check_header, new_id
+from evfabric.core.event import DEFAULT_TYPE, Body, Event, check_body, check_header, new_id, now_us
 from evfabric.core.filters import Filter
 from evfabric.core.index import PatternIndex
 from evfabric.core.topics import Pattern, check_publishable
@@ -109,6 +109,7 @@ class EventService:
         self._names = count(1)
         self._lock = threading.RLock()
         self._retained = RetainedEvents()
+        self._retaining = False
         self._closed = False
         self._published = 0
         self._expired = 0
@@ -135,6 +136,8 @@ class EventService:
             self._dispatcher = AsyncioDispatcher(self, queue_size, policy, loop)
         else:
             raise ConfigError(f"mode must be 'sync', 'threads' or 'asyncio', got {mode!r}")
+        self._submit = self._dispatcher.submit
+        self._match_cache = self._index._cache  # read directly on the hot path; cleared in place on changes
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -151,17 +154,15 @@ class EventService:
             body = {}
         else:
             check_body(body)
-        now = time.time()
+        now = now_us()
         if header:
             event = self._event_with_header(topic, body, now, header)
         else:
-            event = Event(
-                id=new_id(now), topic=topic, source=self.source, time=round(now, 6), seq=next(self._seq), body=body
-            )
+            event = Event(id=new_id(now), topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
         self._published += 1
-        if self._retained:
+        if self._retaining:
             self._retained.offer(event)
-        self._dispatcher.submit(event)
+        self._submit(event)
         return event
 
     async def apublish(self, topic: str, body: Body | None = None, **header: Any) -> Event:
@@ -183,7 +184,7 @@ class EventService:
             id=new_id(now),
             topic=topic,
             source=source,
-            time=round(now, 6),
+            time=now,
             type=etype,
             seq=next(self._seq),
             delivery=delivery,
@@ -213,9 +214,9 @@ class EventService:
             with self._lock:
                 self._topics.add(event.topic)
         self._published += 1
-        if self._retained:
+        if self._retaining:
             self._retained.offer(event)
-        self._dispatcher.submit(event)
+        self._submit(event)
 
     # -- subscribing --------------------------------------------------------------------------
 
@@ -270,6 +271,7 @@ class EventService:
     def retain(self, pattern: str, ttl: float, max_events: int = 10_000) -> None:
         """Keep events on topics matching ``pattern`` for ``ttl`` seconds (at most ``max_events`` per topic)."""
         self._retained.add_rule(Retention(pattern, ttl, max_events))
+        self._retaining = True
 
     def recent(self, pattern: str | Pattern, since: float | None = None) -> list[Event]:
         """Retained, unexpired events on topics matching ``pattern``, oldest first."""
@@ -305,7 +307,9 @@ class EventService:
         return subs
 
     def _deliver(self, event: Event) -> int:
-        subs = self._match(event.topic)
+        subs = self._match_cache.get(event.topic)
+        if subs is None:
+            subs = self._match(event.topic)
         if not subs:
             return 0
         if event.ttl is not None and event.expired():
@@ -402,8 +406,8 @@ class EventService:
         """Publish a framework event, only when someone listens (they bypass the queue bound)."""
         if not self._match(topic) or self._closed:
             return
-        now = time.time()
-        event = Event(id=new_id(now), topic=topic, source=self.source, time=round(now, 6), seq=next(self._seq), body=body)
+        now = now_us()
+        event = Event(id=new_id(now), topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
         disp = self._dispatcher
         if isinstance(disp, SyncDispatcher):
             disp._queue.append(event)
