@@ -87,3 +87,7 @@ class CausalityError(EvfabricError):
 class WorkerFailed(EvfabricError):
     """A processing element (thread, process or MPI rank) of a coordinated run raised or died;
     the message carries its rank and the original error."""
+
+
+class PublishRejected(EvfabricError):
+    """The broker refused to store a reliable publish for good (limits, size, no such topic...)."""

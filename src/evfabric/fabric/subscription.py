@@ -1,0 +1,244 @@
+"""Fabric subscriptions: the local :class:`~evfabric.local.subscription.Subscription`, fed from the broker.
+
+A fabric subscription *is* a local subscription (same ``add_listener`` / ``remove_listener`` /
+``unsubscribe``), registered in the client's in-process :class:`~evfabric.local.EventService`,
+which calls its listeners in the client's dispatch mode (``sync``: on ``process_events()``;
+``threads``; ``asyncio``). Events received from the broker are handed to that service for this
+subscription only (overlapping subscriptions do not see each other's copies).
+
+For a ``reliable`` subscription the fabric must know when the listeners of a message's events
+have returned, and whether one raised, to acknowledge the message (or have it redelivered): it
+wraps each listener to note failures and appends a last, internal listener that settles the
+event. Events already handled (by id) are dropped, so a redelivered batch only repeats the events
+whose listeners failed. The CEL filter and exact pattern matching run before the hand-off.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from evfabric.core.event import RELIABLE, Event
+from evfabric.core.filters import Filter
+from evfabric.core.topics import Pattern
+from evfabric.local.subscription import Listener, Subscription
+
+if TYPE_CHECKING:
+    from evfabric.fabric.aio import AsyncClient
+
+__all__ = ["Delivery", "FabricSubscription", "SubscriptionStats"]
+
+
+@dataclass
+class SubscriptionStats:
+    """Counters of one fabric subscription (events, not messages, unless said)."""
+
+    received: int = 0  # events decoded from the broker for this subscription
+    handed: int = 0  # events handed to local dispatch
+    filtered: int = 0  # dropped by the exact pattern or the filter
+    duplicates: int = 0  # redelivered events already handled (reliable)
+    failed: int = 0  # events whose listener raised (each attempt)
+    dead_lettered: int = 0  # events sent to the dead-letter topic
+    dropped: int = 0  # best effort: dropped for a slow consumer or a full backlog
+    garbage: int = 0  # messages that did not decode
+
+
+class Delivery:
+    """One broker message's events on their way through the listeners (reliable subscriptions).
+
+    ``left`` counts events not yet settled; when it reaches zero the consumer acknowledges the
+    message, or asks for redelivery, or dead-letters the events that failed for good.
+    """
+
+    __slots__ = ("events", "left", "failed", "attempt", "ack", "ref", "_lock")
+
+    def __init__(self, events: list[Event], attempt: int, ack: Callable[[Delivery], None], ref: Any = None) -> None:
+        self.events = events
+        self.ref = ref  # the consumer's handle on the message (its reply subject)
+        self.left = 0
+        self.failed: dict[str, tuple[Event, BaseException]] = {}
+        self.attempt = attempt
+        self.ack = ack
+        self._lock = threading.Lock()
+
+    def settle_one(self) -> bool:
+        """Count one event settled; True for the last one."""
+        with self._lock:
+            self.left -= 1
+            return self.left == 0
+
+
+class FabricSubscription(Subscription):
+    """A subscription to a pattern on the broker: the local handle plus the broker's side.
+
+    Extra attributes: ``delivery`` (``best_effort`` or ``reliable``), ``group`` (consumer group or
+    None), ``stats`` (:class:`SubscriptionStats`). Reliable subscriptions also offer
+    :meth:`lag` (events stored and not yet acknowledged by this subscription's consumers).
+    """
+
+    __slots__ = ("delivery", "group", "stats", "exact", "_client", "_user", "_flt", "_pending",
+                 "_seen", "_seen_limit", "consumers")
+
+    def __init__(self, client: AsyncClient, pattern: Pattern, filter: Filter | None, name: str,
+                 delivery: str, group: str | None, exact: bool, dedupe: int = 200_000) -> None:
+        reliable = delivery == RELIABLE
+        # The local service applies the filter for best effort; reliable ones filter before the
+        # hand-off so that every handed event reaches the settling listener.
+        super().__init__(client.local, pattern, None if reliable else filter, name)
+        self.delivery = delivery
+        self.group = group
+        self.stats = SubscriptionStats()
+        self.exact = exact
+        self._client = client
+        self._user: tuple[Listener, ...] = ()
+        self._flt = filter
+        self._pending: dict[str, Delivery] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen_limit = dedupe
+        self.consumers: list[Any] = []
+        self._rebuild()
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        """The user's listeners, in call order."""
+        return self._user
+
+    def add_listener(self, listener: Listener) -> Listener:
+        """Call ``listener(event)`` for every matching event from now on; returns it (decorator use)."""
+        if not callable(listener):
+            raise TypeError(f"a listener must be callable, got {listener!r}")
+        with self._lock:
+            self._user = (*self._user, listener)
+            self._rebuild()
+        return listener
+
+    def remove_listener(self, listener: Listener) -> bool:
+        """Stop calling ``listener``; False if it was not registered."""
+        with self._lock:
+            if listener not in self._user:
+                return False
+            items = list(self._user)
+            items.remove(listener)
+            self._user = tuple(items)
+            self._rebuild()
+            return True
+
+    def _rebuild(self) -> None:
+        if self.delivery != RELIABLE:
+            self._listeners = self._user
+        else:
+            self._listeners = (*(self._tracked(fn) for fn in self._user), self._settle)
+
+    def unsubscribe(self) -> None:
+        """End the subscription here and on the broker (a group's shared consumers stay)."""
+        if self.active:
+            super().unsubscribe()
+            self._client._forget(self)
+
+    # -- reliable bookkeeping (called from dispatch threads or the loop) --------------------------
+
+    def _tracked(self, fn: Listener) -> Listener:
+        def tracked(event: Event) -> Any:
+            try:
+                result = fn(event)
+            except Exception as exc:
+                self._failed(event, exc)
+                raise
+            if inspect.isawaitable(result):
+                return self._tracked_await(result, event)
+            return result
+
+        tracked.__qualname__ = getattr(fn, "__qualname__", repr(fn))
+        return tracked
+
+    async def _tracked_await(self, result: Awaitable[Any], event: Event) -> Any:
+        try:
+            return await result
+        except Exception as exc:
+            self._failed(event, exc)
+            raise
+
+    def _failed(self, event: Event, exc: BaseException) -> None:
+        d = self._pending.get(event.id)
+        if d is not None:
+            d.failed.setdefault(event.id, (event, exc))
+        self.stats.failed += 1
+
+    def _settle(self, event: Event) -> None:
+        d = self._pending.pop(event.id, None)
+        if d is None:
+            return
+        if event.id not in d.failed:
+            self._mark_seen(event.id)
+        if d.settle_one():
+            d.ack(d)
+
+    def _mark_seen(self, event_id: str) -> None:
+        seen = self._seen
+        seen[event_id] = None
+        if len(seen) > self._seen_limit:
+            seen.popitem(last=False)
+
+    # -- hand-off (on the client's loop) ------------------------------------------------------------
+
+    def admit(self, event: Event) -> bool:
+        """True when ``event`` should reach the listeners: exact pattern, id not seen, filter."""
+        if not self.exact and not self.pattern.matches(event.topic):
+            self.stats.filtered += 1
+            return False
+        if event.id in self._seen or event.id in self._pending:
+            self.stats.duplicates += 1
+            return False
+        flt = self._flt
+        if flt is not None and self.delivery == RELIABLE and not flt(event):
+            self.stats.filtered += 1
+            return False
+        return True
+
+    def hand_best_effort(self, events: list[Event]) -> None:
+        """Queue received best-effort events for the listeners."""
+        submit = self._client.local.dispatcher.submit_to
+        exact, match = self.exact, self.pattern.matches
+        self.stats.received += len(events)
+        n = 0
+        for ev in events:
+            if exact or match(ev.topic):
+                submit(ev, self)
+                n += 1
+        self.stats.handed += n
+        self.stats.filtered += len(events) - n
+
+    def hand_reliable(self, delivery: Delivery) -> None:
+        """Queue a message's events for the listeners; ``delivery.ack`` runs when all are settled."""
+        self.stats.received += len(delivery.events)
+        chosen = [ev for ev in delivery.events if self.admit(ev)]
+        if not chosen:
+            delivery.ack(delivery)
+            return
+        delivery.left = len(chosen)
+        pending = self._pending
+        for ev in chosen:
+            pending[ev.id] = delivery
+        self.stats.handed += len(chosen)
+        submit = self._client.local.dispatcher.submit_to
+        for ev in chosen:
+            submit(ev, self)
+
+    def lag(self, timeout: float = 5.0) -> int:
+        """Events' messages stored on the broker and not yet acknowledged here (reliable only).
+
+        Counts broker messages (batches), summed over this subscription's consumers. Blocks;
+        from a coroutine on the client's loop use ``await client.lag(sub)``.
+        """
+        return self._client._call_blocking(self._client.lag(self), timeout)
+
+    def __repr__(self) -> str:
+        flt = f", filter={self._flt.expression!r}" if isinstance(self._flt, Filter) else ""
+        grp = f" group={self.group!r}" if self.group else ""
+        return f"<FabricSubscription {self.name} {self.pattern.text!r}{flt} {self.delivery}{grp} listeners={len(self._user)}>"
