@@ -7,7 +7,7 @@ hub *sources* from the edge stream across domains (``external.api = $JS.<edge do
 JetStream's sourcing resumes where it stopped once the link is back, so what was published at
 the edge meanwhile reaches the hub (at least once; de-duplicate by ``Nats-Msg-Id``).
 
-    with HubAndLeaf() as (hub, leaf):
+    with HubAndLeaf() as (hub, leaf):       # pair.cut() / pair.heal() simulate an outage
         # on the leaf:  add_stream(name="EDGE", subjects=["site.>"])
         # on the hub:   add_stream(name="FROM_EDGE", sources=[edge_source("EDGE", leaf_domain)])
 """
@@ -17,9 +17,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from evfabric.core.errors import BrokerUnavailable
+from evfabric.fabric.relay import TcpRelay
 from evfabric.fabric.server import BrokerServer
 
 
@@ -40,8 +43,9 @@ class HubAndLeaf:
     """A hub server (JetStream domain ``hub_domain``, listening for leaf nodes) and one leaf
     server (domain ``leaf_domain``) connected to it, on loopback, under ``base_dir``.
 
-    Cut the link with ``hub.stop()`` (or ``hub.kill()``), heal it with ``hub.restart()``: the
-    hub keeps its ports and store, and the leaf reconnects within about a second.
+    The leaf reaches the hub through a :class:`TcpRelay`, so :meth:`cut` takes the link down
+    while both servers keep running, and :meth:`heal` brings it back (the leaf reconnects
+    within about a second). Stopping or restarting the hub (same ports and store) also works.
     """
 
     def __init__(
@@ -57,25 +61,54 @@ class HubAndLeaf:
         self.hub_domain = hub_domain
         self.leaf_domain = leaf_domain
         self.hub = BrokerServer(
-            data_dir=self.base_dir / "hub", server_name="hub", domain=hub_domain, leafnode_port=0, binary=binary
+            data_dir=self.base_dir / "hub",
+            server_name="hub",
+            domain=hub_domain,
+            leafnode_port=0,
+            # else the hub tells the leaf its real leafnode address, and the leaf would
+            # reconnect around the relay
+            extra_config={"leafnodes": {"no_advertise": True}},
+            binary=binary,
         )
         self._binary = binary
         self.leaf: BrokerServer | None = None
+        self.relay: TcpRelay | None = None
 
     def start(self) -> HubAndLeaf:
-        """Start the hub, then the leaf connected to it; wait until both are ready."""
+        """Start the hub, the relay, then the leaf connected through it; wait until both servers
+        are ready (the leaf-node link itself comes up about a second later; see
+        :meth:`wait_connected`)."""
         self.hub.start()
-        assert self.hub.leafnode_url is not None
+        if self.relay is None:
+            self.relay = TcpRelay(("127.0.0.1", int(self.hub.settings.leafnode_port or 0)))
         if self.leaf is None:
             self.leaf = BrokerServer(
                 data_dir=self.base_dir / "leaf",
                 server_name="leaf",
                 domain=self.leaf_domain,
-                leaf_of=self.hub.leafnode_url,
+                leaf_of=f"nats-leaf://127.0.0.1:{self.relay.port}",
                 binary=self._binary,
             )
         self.leaf.start()
         return self
+
+    def cut(self) -> None:
+        """Take the hub-leaf link down; both servers keep running."""
+        assert self.relay is not None, "start() first"
+        self.relay.cut()
+
+    def heal(self) -> None:
+        """Let the leaf reconnect to the hub."""
+        assert self.relay is not None, "start() first"
+        self.relay.heal()
+
+    def wait_connected(self, timeout: float = 15.0) -> None:
+        """Block until the hub sees the leaf-node connection; :class:`BrokerUnavailable` if not."""
+        deadline = time.monotonic() + timeout
+        while not self.leaf_connected():
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"leaf node not connected to the hub after {timeout:.0f}s")
+            time.sleep(0.05)
 
     def leaf_connected(self) -> bool:
         """True if the hub currently has a leaf-node connection."""
@@ -88,6 +121,8 @@ class HubAndLeaf:
         """Stop both servers; remove the temporary directory if this object made it."""
         if self.leaf is not None:
             self.leaf.stop()
+        if self.relay is not None:
+            self.relay.close()
         self.hub.stop()
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
