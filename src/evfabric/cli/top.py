@@ -1,0 +1,113 @@
+"""``evfabric top``: the monitoring dashboard in the terminal (rich ``Live``), or one snapshot.
+
+It reads the broker's monitoring endpoint directly (no web service needed): ``--monitor-url``
+(default: port 8222 of ``--url``'s host), and taps traffic through ``--url`` for events per topic
+unless ``--no-tap``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from evfabric.monitor.collector import Monitor
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 30) -> str:
+    """Unicode block sparkline of the last ``width`` values (scaled to their maximum)."""
+    vals = values[-width:]
+    top = max(vals, default=0.0)
+    if top <= 0:
+        return _BARS[0] * len(vals)
+    return "".join(_BARS[min(len(_BARS) - 1, int(v / top * (len(_BARS) - 1) + 0.5))] for v in vals)
+
+
+def _num(x: float) -> str:
+    a = abs(x)
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if a >= scale * 10:
+            return f"{x / scale:.1f}{unit}"
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def render_snapshot(snap: dict[str, Any]) -> Group:
+    """The snapshot as rich renderables: header, topics, consumers, triggers."""
+    srv = snap["server"]
+    health = ("[bold green]healthy[/]" if srv["healthy"] else "[bold red]unhealthy[/]") if srv["up"] else "[bold red]DOWN[/]"
+    head = Text.from_markup(
+        f"[bold]evfabric top[/]  {snap['monitor_url']}  {health}  server {srv.get('name') or '-'} "
+        f"v{srv.get('version') or '-'}  up {srv.get('uptime') or '-'}  connections {srv['connections']}  "
+        f"in {_num(srv['rates']['in_msgs'])} msg/s  out {_num(srv['rates']['out_msgs'])} msg/s"
+    )
+    hist = snap.get("history", {}).get("topics", {})
+    topics = Table(title="topics", expand=True)
+    for col in ("topic", "kind", "events in/s", "msgs in/s", "bytes in/s", "msgs out/s", "stored", "lag", "in rate"):
+        topics.add_column(col, justify="left" if col in ("topic", "kind", "in rate") else "right")
+    for t in snap["topics"]:
+        r = t["rates"]
+        be = t["kind"] == "best_effort"
+        series = hist.get(t["topic"], {}).get("published_events_rate" if snap["tap"] else "messages_in_rate", [])
+        topics.add_row(t["topic"], t["kind"], _num(r["published_events"]) if snap["tap"] else "-",
+                       _num(r["published_messages"] if be else r["messages_in"]),
+                       _num(r["published_bytes"] if be else r["bytes_in"]), _num(r["messages_out"]),
+                       _num(t["stored_messages"]), _num(t["lag"]), sparkline(series))
+    consumers = Table(title="consumers", expand=True)
+    for col in ("topic", "consumer", "pending", "ack pending", "redelivered", "lag"):
+        consumers.add_column(col, justify="left" if col in ("topic", "consumer") else "right")
+    for c in snap["consumers"]:
+        consumers.add_row(c["topic"], c["consumer"], _num(c["pending"]), _num(c["ack_pending"]),
+                          _num(c["redelivered"]), _num(c["lag"]))
+    triggers = Table(title="triggers", expand=True)
+    for col in ("trigger", "ok", "failed", "retried", "dead-lettered"):
+        triggers.add_column(col, justify="left" if col == "trigger" else "right")
+    for t in snap["triggers"]:
+        triggers.add_row(t["trigger"], _num(t["ok"]), _num(t["failed"]), _num(t["retried"]), _num(t["dead_lettered"]))
+    d = snap["drops"]
+    drops = Text(f"drops: slow consumers {d['slow_consumers']}, removed by retention {d['removed_by_retention']}, "
+                 f"tap dropped {d['tap_dropped']}, client-reported {sum(c['events'] for c in d['client'])}")
+    return Group(head, topics, consumers, triggers, drops)
+
+
+def default_monitor_url(url: str) -> str:
+    """``http://<host of url>:8222``, the NATS default monitoring port."""
+    return f"http://{urlsplit(url).hostname or '127.0.0.1'}:8222"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def top(
+        url: str = typer.Option("nats://127.0.0.1:4222", "--url", help="the broker's NATS URL (for the traffic tap)"),
+        monitor_url: str = typer.Option("", "--monitor-url", help="the broker's HTTP monitoring URL (default: port 8222 of --url's host)"),
+        once: bool = typer.Option(False, "--once", help="print one snapshot and exit"),
+        interval: float = typer.Option(1.0, "--interval", min=0.1, help="seconds between samples"),
+        tap: bool = typer.Option(True, "--tap/--no-tap", help="count published events per topic by listening to the traffic"),
+    ) -> None:
+        """Live view of the broker: topics with rates, consumer lag, triggers, drops, health."""
+        monitor = Monitor(monitor_url or default_monitor_url(url), url if tap else None, interval=interval)
+        console = Console()
+        try:
+            if once:
+                # Two samples a moment apart, so rates mean something.
+                monitor.sample()
+                time.sleep(min(interval, 0.5))
+                monitor.sample()
+                console.print(render_snapshot(monitor.snapshot()))
+                return
+            with Live(render_snapshot(monitor.snapshot()), console=console, refresh_per_second=4, screen=False) as live:
+                while True:
+                    time.sleep(interval)
+                    monitor.sample()
+                    live.update(render_snapshot(monitor.snapshot(300)))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            monitor.close()

@@ -1,0 +1,89 @@
+"""Shipping a process's counters to the monitor: ``_evf.metrics.<client id>`` reports.
+
+A trigger worker or any evfabric client runs in its own process; its
+:mod:`evfabric.monitor.metrics` counters are invisible to the web service's ``/metrics`` unless it
+reports them. :class:`MetricsReporter` publishes, every ``interval`` seconds, one JSON message::
+
+    {"client": "host:pid", "time": 1700000000.0,
+     "counters": [{"name": "evfabric_trigger_invocations",
+                   "labels": {"trigger": "t", "status": "ok"}, "value": 3.0}, ...]}
+
+on ``_evf.metrics.<client>`` (outside evfabric's ``evf.`` subject space, so no stream stores it).
+The monitor's tap keeps the latest report of each client; values are totals, so a lost report
+loses nothing but freshness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from evfabric.monitor.collector import local_client_id
+from evfabric.monitor.metrics import REGISTRY, counter_samples
+from evfabric.monitor.tap import REPORT_SUBJECT
+
+__all__ = ["MetricsReporter", "build_report"]
+
+
+def build_report(client: str, registry: CollectorRegistry = REGISTRY) -> bytes:
+    """The JSON report of every counter in ``registry``."""
+    counters = [{"name": n, "labels": lb, "value": v} for n, lb, v in counter_samples(registry)]
+    return json.dumps({"client": client, "time": time.time(), "counters": counters}).encode()
+
+
+class MetricsReporter:
+    """Publishes this process's counters periodically over an existing nats-py connection.
+
+    ``await reporter.report()`` sends one report now; ``reporter.start()`` (inside a running
+    loop) sends one every ``interval`` seconds until ``await reporter.stop()``, which sends a
+    last one.
+    """
+
+    def __init__(self, nc: Any, client: str | None = None, interval: float = 5.0,
+                 registry: CollectorRegistry = REGISTRY) -> None:
+        self.nc = nc
+        self.client = client or local_client_id()
+        self.interval = interval
+        self.registry = registry
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def subject(self) -> str:
+        """The subject this reporter publishes on (dots in the id become ``_``)."""
+        return f"{REPORT_SUBJECT}.{self.client.replace('.', '_').replace(' ', '_')}"
+
+    async def report(self) -> None:
+        """Publish one report now."""
+        await self.nc.publish(self.subject, build_report(self.client, self.registry))
+
+    def start(self) -> None:
+        """Report every ``interval`` seconds on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.report()
+            except Exception:  # noqa: BLE001 - disconnected: try again next time
+                pass
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        """Stop the periodic task and send a final report."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        try:
+            await self.report()
+            await self.nc.flush()
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass

@@ -1,0 +1,142 @@
+"""A listening connection to the broker: counts evfabric traffic per topic and collects reports.
+
+The NATS server keeps no per-subject counters, so the only way to see *published* best-effort
+traffic per topic is to listen to it. The tap subscribes to ``evf.>`` (every evfabric subject,
+best-effort and reliable publishes alike) and counts, per topic, messages (batches), payload bytes
+and events (the length of the MessagePack array, read from its header without decoding). It
+costs one extra copy of every evfabric message delivered to the monitor's process: turn it off
+(``Monitor(tap=False)``) on a broker where that matters; the stream figures do not need it.
+
+The same connection receives :mod:`evfabric.monitor.reporter` reports on ``_evf.metrics.>``.
+
+It runs its own asyncio loop in a daemon thread, so the (synchronous) monitor can use it from
+anywhere. Messages the tap could not keep up with are dropped by nats-py and counted in
+``dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import nats.errors
+
+from evfabric.core.errors import BrokerUnavailable
+from evfabric.fabric.subjects import PREFIX, topic_of_subject
+from evfabric.monitor.sample import TAP_NAME
+
+__all__ = ["BrokerTap", "REPORT_SUBJECT", "TopicTraffic", "batch_length"]
+
+REPORT_SUBJECT = "_evf.metrics"  # reports travel on _evf.metrics.<client id>
+MAX_TOPICS = 1000  # beyond this many distinct topics, traffic is counted under "(other)"
+
+
+@dataclass
+class TopicTraffic:
+    """What was published on one topic since the tap started."""
+
+    messages: int = 0
+    bytes: int = 0
+    events: int = 0
+
+
+def batch_length(data: bytes) -> int:
+    """Number of events in an encoded batch: the MessagePack array header's length (0 if the
+    payload is not an array)."""
+    if not data:
+        return 0
+    b = data[0]
+    if 0x90 <= b <= 0x9F:
+        return b & 0x0F
+    if b == 0xDC and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big")
+    if b == 0xDD and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big")
+    return 0
+
+
+class BrokerTap:
+    """Counts traffic on ``evf.>`` and keeps the latest report of each client."""
+
+    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.traffic: dict[str, TopicTraffic] = {}
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="evfabric-tap", daemon=True)
+        self._thread.start()
+        self._nc: Any = None
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(connect_timeout + 1)
+        except Exception as exc:
+            self._stop_loop()
+            raise BrokerUnavailable(f"monitor tap cannot connect to {url}: {exc}") from exc
+
+    async def _start(self) -> None:
+        async def on_error(exc: Exception) -> None:
+            if isinstance(exc, nats.errors.SlowConsumerError):
+                with self._lock:
+                    self.dropped += 1
+
+        self._nc = await nats.connect(self.url, name=TAP_NAME, error_cb=on_error, connect_timeout=5,
+                                      max_reconnect_attempts=-1)
+        await self._nc.subscribe(f"{PREFIX}.>", cb=self._on_traffic, pending_msgs_limit=65536)
+        await self._nc.subscribe(f"{REPORT_SUBJECT}.>", cb=self._on_report)
+        await self._nc.flush()
+
+    async def _on_traffic(self, msg: Any) -> None:
+        topic = topic_of_subject(msg.subject)
+        if topic is None:
+            return
+        with self._lock:
+            t = self.traffic.get(topic)
+            if t is None:
+                if len(self.traffic) >= MAX_TOPICS:
+                    topic = "(other)"
+                t = self.traffic.setdefault(topic, TopicTraffic())
+            t.messages += 1
+            t.bytes += len(msg.data)
+            t.events += batch_length(msg.data)
+
+    async def _on_report(self, msg: Any) -> None:
+        try:
+            report = json.loads(msg.data)
+            client = str(report["client"])
+        except (ValueError, KeyError, TypeError):
+            return  # not a report: ignore rather than fail the monitor
+        report["received"] = time.time()
+        with self._lock:
+            self.reports[client] = report
+
+    def read(self) -> tuple[dict[str, TopicTraffic], dict[str, dict[str, Any]], int]:
+        """A copy of (traffic per topic, latest report per client, dropped count)."""
+        with self._lock:
+            return ({k: TopicTraffic(v.messages, v.bytes, v.events) for k, v in self.traffic.items()},
+                    dict(self.reports), self.dropped)
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """One round trip to the broker on the tap's connection (lets in-flight traffic arrive)."""
+        if self._nc is not None and self._nc.is_connected:
+            asyncio.run_coroutine_threadsafe(self._nc.flush(timeout), self._loop).result(timeout + 1)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def close(self) -> None:
+        """Disconnect and stop the thread."""
+        if self._nc is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(5)
+            except Exception:  # noqa: BLE001 - closing a broken connection must not raise
+                pass
+            self._nc = None
+        if self._thread.is_alive():
+            self._stop_loop()
