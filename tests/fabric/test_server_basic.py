@@ -89,3 +89,30 @@ def test_port_in_use_fails_with_log_tail(tmp_path: Path, broker: BrokerServer) -
     with pytest.raises(BrokerUnavailable, match="address already in use"):
         srv.start()
     assert not srv.running
+
+
+def test_reload_applies_new_settings_and_refuses_bad_ones(broker: BrokerServer) -> None:
+    import time
+
+    assert broker.varz()["max_payload"] != 4096
+    broker.settings.max_payload = 4096
+    broker.reload()
+    deadline = time.monotonic() + 10
+    while broker.varz()["max_payload"] != 4096 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broker.varz()["max_payload"] == 4096
+    broker.settings.extra["not_an_option"] = True
+    with pytest.raises(ConfigError, match="not_an_option"):
+        broker.reload()
+    assert broker.running and broker.healthy()
+
+
+def test_config_hook_edits_generated_config(tmp_path: Path) -> None:
+    from evfabric.fabric.server_config import ServerSettings, build_config, render_config
+
+    def hook(settings: ServerSettings, conf: dict) -> None:
+        conf["accounts"] = {"APP": {"jetstream": "enabled", "users": [{"user": "a", "password": "p"}]}}
+
+    s = ServerSettings(data_dir=tmp_path, port=4222, http_port=8222, hooks=[hook])
+    text = render_config(build_config(s))
+    assert 'accounts: {\n  APP: {' in text and 'user: "a"' in text

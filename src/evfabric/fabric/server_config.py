@@ -119,7 +119,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def resolve_ports(settings: ServerSettings) -> None:
-    """Replace every port of 0 in ``settings`` by a free port, in place (so restarts keep them)."""
+    """Replace every port of 0 in ``settings`` by a free port, in place (so restarts keep them);
+    make ``data_dir`` absolute (the server must not depend on its working directory)."""
+    settings.data_dir = Path(settings.data_dir).absolute()
     if settings.port == 0:
         settings.port = free_port(settings.host)
     if settings.http_port == 0:
