@@ -618,13 +618,14 @@ async def connect_async(
     try:
         nc = await nats.connect(
             servers=servers, name=name or source, connect_timeout=connect_timeout, allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=reconnect_wait, error_cb=on_error,
+            max_reconnect_attempts=1, reconnect_time_wait=reconnect_wait, error_cb=on_error,
             disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, pending_size=8 * 1024 * 1024,
             **nats_options,
         )
     except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
         raise BrokerUnavailable(f"no broker answers at {', '.join(servers)} ({type(exc).__name__}: {exc}); "
                                 "start one with `evfabric serve`") from None
+    nc.options["max_reconnect_attempts"] = -1  # found it once: from now on, keep coming back forever
     auto = auto_topics if isinstance(auto_topics, TopicConfig) else (TopicConfig(name="auto", max_age=86400.0) if auto_topics else None)
     client = AsyncClient(nc, source=source, mode=mode, delivery=delivery, max_batch=max_batch,
                          max_batch_bytes=max_batch_bytes, max_pending=max_pending, overflow=overflow, linger=linger,

@@ -1,0 +1,187 @@
+"""Best-effort publish/subscribe through a real broker: the same listener model as EventService."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import nats
+import pytest
+
+import evfabric
+from evfabric.core.errors import BrokerUnavailable, InvalidTopic, ReservedTopic
+from evfabric.fabric.subjects import topic_subject
+
+from _fabric_helpers import unique, wait_until
+
+pytestmark = pytest.mark.broker
+
+
+def test_connect_without_server_says_so() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and nobody listens there
+    t0 = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="no broker answers"):
+        evfabric.connect(f"nats://127.0.0.1:{port}", connect_timeout=1)
+    assert time.monotonic() - t0 < 10
+
+
+def test_patterns_filters_and_listeners(broker_session) -> None:
+    root = unique("ps")
+    with evfabric.connect(broker_session.url, source="pub") as c:
+        got: dict[str, list] = {"deep": [], "one": [], "mid": [], "hot": []}
+        c.subscribe(f"{root}.*", listener=lambda e: got["deep"].append(e.topic))
+        c.subscribe(f"{root}.?", listener=lambda e: got["one"].append(e.topic))
+        c.subscribe(f"{root}.*.temp", listener=lambda e: got["mid"].append(e.topic))  # NATS cannot express it
+        hot = c.subscribe(f"{root}.*", "body.c > 30.0")
+        hot.add_listener(lambda e: got["hot"].append(e.body["c"]))
+        for t, v in [("a", 10.0), ("a.temp", 35.0), ("a.b.temp", 31.0), ("a.temp.x", 40.0)]:
+            c.publish(f"{root}.{t}", {"c": v})
+        c.publish("other.a", {"c": 99.0})
+        c.flush()
+        assert wait_until(lambda: len(got["deep"]) == 4 and len(got["hot"]) == 3)
+        time.sleep(0.1)
+        assert got["one"] == [f"{root}.a"]
+        assert got["mid"] == [f"{root}.a.temp", f"{root}.a.b.temp"]
+        assert sorted(got["hot"]) == [31.0, 35.0, 40.0]
+        with pytest.raises(ReservedTopic):
+            c.publish("cca.x", {})
+        with pytest.raises(InvalidTopic):
+            c.publish("bad topic", {})
+
+
+def test_two_clients_remove_listener_unsubscribe_and_sync_mode(broker_session) -> None:
+    root = unique("ps")
+    with evfabric.connect(broker_session.url, source="a") as pub, \
+            evfabric.connect(broker_session.url, source="b", mode="sync") as sub_client:
+        seen: list = []
+        sub = sub_client.subscribe(f"{root}.*")
+        fn = sub.add_listener(seen.append)
+        pub.publish(f"{root}.x", {"i": 1}, type="demo", key="k1", lab="one")
+        pub.flush()
+        time.sleep(0.2)
+        assert seen == []  # sync mode: nothing until process_events()
+        assert wait_until(lambda: sub_client.process_events() > 0 or bool(seen))
+        ev = seen[0]
+        assert (ev.source, ev.type, ev.key, ev.extra, ev.body) == ("a", "demo", "k1", {"lab": "one"}, {"i": 1})
+        assert sub.remove_listener(fn)
+        pub.publish(f"{root}.x", {"i": 2})
+        pub.flush()
+        time.sleep(0.2)
+        sub_client.process_events()
+        assert len(seen) == 1
+        sub.add_listener(seen.append)
+        sub.unsubscribe()
+        pub.publish(f"{root}.x", {"i": 3})
+        pub.flush()
+        time.sleep(0.2)
+        sub_client.process_events()
+        assert len(seen) == 1 and not sub.active
+
+
+def test_burst_travels_in_few_messages_and_lone_event_is_not_delayed(broker_session) -> None:
+    root = unique("batch")
+    subject = topic_subject(f"{root}.t")
+
+    async def count_messages(n_events: int) -> tuple[int, float]:
+        nc = await nats.connect(broker_session.url)
+        msgs: list[int] = []
+
+        async def on_msg(m) -> None:
+            msgs.append(len(m.data))
+
+        await nc.subscribe(subject, cb=on_msg)
+        await nc.flush()
+        client = await evfabric.connect_async(broker_session.url, max_batch=500)
+        t0 = time.monotonic()
+        await client.publish(f"{root}.t", {"lone": True})
+        while not msgs and time.monotonic() - t0 < 5:
+            await asyncio.sleep(0.0005)
+        lone_latency = time.monotonic() - t0
+        await client.publish_many(f"{root}.t", [{"i": i} for i in range(n_events)])
+        await client.flush()
+        await asyncio.sleep(0.2)
+        await client.close()
+        await nc.close()
+        return len(msgs) - 1, lone_latency
+
+    messages, latency = asyncio.run(count_messages(5000))
+    assert 10 <= messages <= 100  # 5000 events in batches of at most 500
+    assert latency < 1.0  # not held back waiting for company (no linger)
+
+
+def test_consumer_unpacks_batches_from_many_submits(broker_session) -> None:
+    root = unique("batch")
+    with evfabric.connect(broker_session.url) as c:
+        got: list[int] = []
+        c.subscribe(f"{root}.*", listener=lambda e: got.append(e.body["i"]))
+        for i in range(3000):
+            c.submit(f"{root}.n", {"i": i})
+        c.flush()
+        assert wait_until(lambda: len(got) == 3000)
+        assert got == list(range(3000))  # one publisher, one topic: publish order
+        assert c.stats.sent == 3000
+
+
+def test_garbage_is_counted_and_reported_never_delivered(broker_session) -> None:
+    root = unique("junk")
+    with evfabric.connect(broker_session.url) as c:
+        good: list = []
+        reports: list = []
+        c.subscribe(f"{root}.*", listener=good.append)
+        c.subscribe("cca.fabric.*", listener=reports.append)
+
+        async def spray() -> None:
+            nc = await nats.connect(broker_session.url)
+            for junk in (b"\xff\x00garbage", b"", b"\x91\x01", b'{"id": 1}'):
+                await nc.publish(topic_subject(f"{root}.x"), junk)
+            await nc.flush()
+            await nc.close()
+
+        asyncio.run(spray())
+        c.publish(f"{root}.x", {"ok": True})
+        c.flush()
+        assert wait_until(lambda: len(good) == 1 and c.stats.garbage == 4 and reports)
+        assert good[0].body == {"ok": True}
+        assert reports[0].topic == "cca.fabric.garbage" and reports[0].body["count"] >= 1
+
+
+def test_slow_consumer_drops_are_counted_and_reported(broker_session) -> None:
+    root = unique("slow")
+    with evfabric.connect(broker_session.url, max_backlog=10, max_batch=1) as c:
+        drops: list = []
+        c.subscribe("cca.fabric.dropped", listener=drops.append)
+        c.subscribe(f"{root}.*", listener=lambda e: time.sleep(0.01))
+        for i in range(300):
+            c.submit(f"{root}.x", {"i": i})
+        c.flush()
+        assert wait_until(lambda: bool(drops), timeout=10)
+        assert drops[0].body["reason"] in ("backlog", "slow_consumer") and drops[0].body["count"] > 0
+        assert c.stats.dropped + c.stats.slow_consumer_msgs > 0
+
+
+def test_async_client_with_coroutine_listener(broker_session) -> None:
+    root = unique("aio")
+
+    async def main() -> list:
+        got: list = []
+
+        async def listener(ev: evfabric.Event) -> None:
+            await asyncio.sleep(0)
+            got.append(ev.body["i"])
+
+        async with await evfabric.connect_async(broker_session.url) as client:
+            sub = await client.subscribe(f"{root}.?")
+            sub.add_listener(listener)
+            for i in range(5):
+                await client.publish(f"{root}.x", {"i": i})
+            await client.flush()
+            for _ in range(200):
+                if len(got) == 5:
+                    break
+                await asyncio.sleep(0.01)
+        return got
+
+    assert asyncio.run(main()) == [0, 1, 2, 3, 4]
