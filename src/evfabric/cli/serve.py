@@ -82,13 +82,17 @@ def _settings(
 
 
 def _wait_foreground(servers: list[BrokerServer], console: Console) -> int:
-    """Sleep until Ctrl-C / SIGTERM (returns 0) or a server dies on its own (returns 1)."""
+    """Sleep until Ctrl-C / SIGTERM (returns 0) or a server dies on its own (returns 1).
+
+    On return SIGINT and SIGTERM are ignored, so that a second signal cannot interrupt the
+    shutdown half-way and leave servers behind; :func:`_restore_signals` undoes it."""
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     # SIGINT too: a shell may start us with SIGINT ignored (background job)
-    old = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in _SIGNALS:
+        _saved[sig] = signal.signal(sig, on_term)
     try:
         while True:
             for s in servers:
@@ -99,8 +103,18 @@ def _wait_foreground(servers: list[BrokerServer], console: Console) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        for sig in _SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_saved: dict[int, object] = {}
+
+
+def _restore_signals() -> None:
+    for sig, handler in _saved.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+    _saved.clear()
 
 
 def register(app: typer.Typer) -> None:
@@ -114,7 +128,9 @@ def register(app: typer.Typer) -> None:
         cluster: str | None = typer.Option(None, "--cluster", help="join the cluster of this name"),
         routes: list[str] = typer.Option([], "--routes", help="nats-route://host:port of a peer (repeat)"),
         cluster_port: int = typer.Option(6222, "--cluster-port", help="route port when in a cluster"),
-        peers: int = typer.Option(0, "--peers", help="run a local cluster of N servers instead of one"),
+        peers: int = typer.Option(
+            0, "--peers", help="run a local cluster of N servers (ports port+i, http-port+i, cluster-port+i)"
+        ),
         leaf: list[str] = typer.Option([], "--leaf", help="hub leaf-node URL to connect to (repeat)"),
         leafnode_port: int | None = typer.Option(None, "--leafnode-port", help="accept leaf nodes on this port"),
         domain: str | None = typer.Option(None, "--domain", help="JetStream domain (default 'edge' with --leaf)"),
@@ -125,9 +141,13 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             if peers:
-                if peers < 1 or cluster or leaf:
-                    raise ConfigError("--peers: a positive N, not combined with --cluster or --leaf")
-                group = BrokerCluster(peers, base_dir=data_dir, name="evfabric", host=host)
+                if peers < 1 or routes or leaf:
+                    raise ConfigError("--peers: a positive N, not combined with --routes or --leaf")
+                # member i listens on port+i, http_port+i, cluster_port+i (0 = free ports)
+                group = BrokerCluster(
+                    peers, base_dir=data_dir, name=cluster or "evfabric", host=host,
+                    client_port=port, http_port=http_port, route_port=cluster_port,
+                )
                 servers = group.servers
             else:
                 settings = _settings(
@@ -164,10 +184,14 @@ def register(app: typer.Typer) -> None:
                 console.print(f"started {mod}")
         console.print("[dim]Ctrl-C to stop[/dim]")
         code = _wait_foreground(servers, console)
-        for stop in reversed(stops):
-            stop()
-        for s in servers:
-            s.stop()
+        try:
+            console.print("stopping ...")
+            for stop in reversed(stops):
+                stop()
+            for s in servers:
+                s.stop()
+        finally:
+            _restore_signals()
         console.print("stopped")
         raise typer.Exit(code)
 

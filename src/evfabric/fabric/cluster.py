@@ -29,7 +29,9 @@ class BrokerCluster:
     """``n`` clustered JetStream servers on ``host`` (loopback by default) under ``base_dir``.
 
     ``base_dir=None`` uses a temporary directory that :meth:`close` removes. Ports are chosen
-    once and kept across member restarts. ``extra_config`` is merged into every member's config.
+    once and kept across member restarts: free ports by default, or consecutive ports from
+    ``client_port`` / ``http_port`` / ``route_port`` (member i gets base + i) when given.
+    ``extra_config`` is merged into every member's config.
     """
 
     def __init__(
@@ -42,6 +44,9 @@ class BrokerCluster:
         extra_config: dict[str, Any] | None = None,
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 45.0,
+        client_port: int = 0,
+        http_port: int = 0,
+        route_port: int = 0,
     ) -> None:
         if n < 1:
             raise ConfigError(f"n: a cluster needs at least one server, got {n}")
@@ -49,13 +54,15 @@ class BrokerCluster:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="evfabric-cluster-"))
         self.name = name
         self.startup_timeout = startup_timeout
-        route_ports = [free_port(host) for _ in range(n)]
+        route_ports = [route_port + i if route_port else free_port(host) for i in range(n)]
         routes = [f"nats-route://{host}:{p}" for p in route_ports]
         self.servers: list[BrokerServer] = []
         for i in range(n):
             settings = ServerSettings(
                 data_dir=self.base_dir / f"n{i + 1}",
                 host=host,
+                port=client_port + i if client_port else 0,
+                http_port=http_port + i if http_port else 0,
                 server_name=f"n{i + 1}",
                 cluster=ClusterSettings(name=name, host=host, port=route_ports[i], routes=[
                     r for j, r in enumerate(routes) if j != i
