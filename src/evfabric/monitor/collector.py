@@ -29,6 +29,8 @@ from evfabric.monitor.tap import BrokerTap
 
 __all__ = ["Monitor", "local_client_id"]
 
+TAP_RETRY = 10.0  # seconds between attempts to connect the tap to a broker that refused
+
 
 def local_client_id() -> str:
     """This process's id in reports and the ``client`` label: ``host:pid``."""
@@ -60,6 +62,7 @@ class Monitor:
         self._probe = BrokerProbe(monitor_url, timeout)
         self._tap: BrokerTap | None = None
         self._want_tap = (url is not None) if tap is None else tap
+        self._tap_retry_at = 0.0
         self._totals = Totals()
         self._lock = threading.RLock()
         self._last: dict[str, Any] | None = None
@@ -69,11 +72,12 @@ class Monitor:
     # --- sampling ----------------------------------------------------------------------------
 
     def _ensure_tap(self) -> BrokerTap | None:
-        if self._want_tap and self._tap is None and self.url:
+        if self._want_tap and self._tap is None and self.url and time.monotonic() >= self._tap_retry_at:
             try:
-                self._tap = BrokerTap(self.url)
+                self._tap = BrokerTap(self.url, connect_timeout=2.0)
             except BrokerUnavailable:
-                return None  # retried at the next sample; broker figures still flow
+                # Broker figures still flow; retry later rather than slow every sample down.
+                self._tap_retry_at = time.monotonic() + TAP_RETRY
         return self._tap
 
     def sample(self) -> dict[str, Any]:
@@ -82,10 +86,13 @@ class Monitor:
         with self._lock:
             now = time.time()
             try:
-                sample = parse(self._probe.read(), now)
+                raw = self._probe.read()
+                if self._tap is None and self._ensure_tap() is not None:
+                    raw = self._probe.read()  # again, so that this sample sees the tap's connection
+                sample = parse(raw, now)
             except BrokerUnavailable as exc:
                 sample = Sample(now, down_server(str(exc)), [], [], [])
-            tap = self._ensure_tap()
+            tap = self._tap
             traffic, reports, tap_dropped = tap.read() if tap else ({}, {}, 0)
             snap = self._build(sample, traffic, reports, tap_dropped, tap is not None)
             self._last = snap

@@ -68,14 +68,17 @@ class BrokerTap:
         self.traffic: dict[str, TopicTraffic] = {}
         self.reports: dict[str, dict[str, Any]] = {}
         self.dropped = 0
+        self._timeout = connect_timeout
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="evfabric-tap", daemon=True)
         self._thread.start()
         self._nc: Any = None
+        fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         try:
-            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(connect_timeout + 1)
+            fut.result(connect_timeout + 1)
         except Exception as exc:
+            fut.cancel()
             self._stop_loop()
             raise BrokerUnavailable(f"monitor tap cannot connect to {url}: {exc}") from exc
 
@@ -85,7 +88,7 @@ class BrokerTap:
                 with self._lock:
                     self.dropped += 1
 
-        self._nc = await nats.connect(self.url, name=TAP_NAME, error_cb=on_error, connect_timeout=5,
+        self._nc = await nats.connect(self.url, name=TAP_NAME, error_cb=on_error, connect_timeout=self._timeout,
                                       max_reconnect_attempts=-1)
         await self._nc.subscribe(f"{PREFIX}.>", cb=self._on_traffic, pending_msgs_limit=65536)
         await self._nc.subscribe(f"{REPORT_SUBJECT}.>", cb=self._on_report)
