@@ -1,0 +1,47 @@
+"""The broker's ``authorization`` section, generated from the access store.
+
+Every valid token becomes one NATS user: the token id as user name, the token's bcrypt hash as
+password (nats-server checks bcrypt hashes itself, so the config holds no usable secret), and the
+:func:`~evfabric.access.policy.nats_permissions` of its identity, with reply inboxes under
+``_INBOX.<token id>`` (or the shared ``_INBOX`` when ``private_inboxes`` is off).
+
+Connections without a valid token are refused. When no token is valid, a single locked user
+(a random, unprinted password) keeps the section non-empty: an empty user list would turn
+authorization off.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from evfabric.access.policy import nats_permissions
+from evfabric.access.store import AccessStore
+from evfabric.access.tokens import bcrypt_hash
+
+__all__ = ["LOCKED_USER", "authorization_section"]
+
+LOCKED_USER = "evfabric-locked"
+_LOCKED_HASH = bcrypt_hash("evf_" + secrets.token_urlsafe(32))
+
+
+def authorization_section(store: AccessStore, *, now: float | None = None, private_inboxes: bool = True,
+                          auth_timeout: float = 2.0) -> dict[str, Any]:
+    """The NATS ``authorization`` block for the tokens valid at ``now``."""
+    now = time.time() if now is None else now
+    snap = store.snapshot()
+    users: list[dict[str, Any]] = []
+    for info, hashed in store.nats_users(now):
+        if info.identity not in snap.identities:
+            continue
+        inbox = f"_INBOX.{info.id}" if private_inboxes else "_INBOX"
+        user: dict[str, Any] = {"user": info.id, "password": hashed}
+        perms = nats_permissions(snap, info.identity, inbox)
+        if perms is not None:
+            user["permissions"] = perms
+        users.append(user)
+    if not users:
+        users.append({"user": LOCKED_USER, "password": _LOCKED_HASH,
+                      "permissions": {"publish": {"deny": [">"]}, "subscribe": {"deny": [">"]}}})
+    return {"users": users, "timeout": auth_timeout}

@@ -1,0 +1,253 @@
+"""The broker itself enforces the access store: raw nats-py clients, a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import nats
+import nats.errors
+import pytest
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from evfabric.access import nats_options
+from evfabric.fabric.subjects import stream_name
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
+
+
+class Conn:
+    """A raw nats-py connection that records the server's errors (permission violations...)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.disconnected = asyncio.Event()
+        self.nc: Any = None
+
+    async def open(self, url: str, token: str | None, **extra: Any) -> Conn:
+        async def on_error(exc: Exception) -> None:
+            self.errors.append(str(exc))
+
+        async def on_disconnect() -> None:
+            self.disconnected.set()
+
+        opts = nats_options(token) if token else {}
+        self.nc = await nats.connect(url, error_cb=on_error, disconnected_cb=on_disconnect, connect_timeout=2,
+                                     max_reconnect_attempts=2, reconnect_time_wait=0.2, **opts, **extra)
+        return self
+
+    async def received(self, subject: str) -> list[bytes]:
+        got: list[bytes] = []
+
+        async def cb(msg: Any) -> None:
+            got.append(msg.data)
+
+        await self.nc.subscribe(subject, cb=cb)
+        await self.nc.flush()
+        return got
+
+    def violated(self, what: str) -> bool:
+        # nats-py lower-cases the server's message
+        return any("permissions violation" in e.lower() and what.lower() in e.lower() for e in self.errors)
+
+
+async def settle(seconds: float = 0.3) -> None:
+    await asyncio.sleep(seconds)
+
+
+async def wait_for(cond: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(cond())
+
+
+def test_no_token_and_bad_token_are_refused(guarded: Any) -> None:
+    async def main() -> None:
+        for opts in ({}, {"user": "alice", "password": "guess"}):
+            with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+                await nats.connect(guarded.server.url, connect_timeout=2, allow_reconnect=False,
+                                   max_reconnect_attempts=0, **opts)
+
+    asyncio.run(main())
+
+
+def test_a_user_without_grants_cannot_publish_or_subscribe(guarded: Any) -> None:
+    store = guarded.store
+    store.register_topic("jobs", "alice")
+    alice_tok, bob_tok = store.issue_token("alice").secret, store.issue_token("bob").secret
+
+    async def main() -> None:
+        alice = await Conn().open(guarded.server.url, alice_tok)
+        bob = await Conn().open(guarded.server.url, bob_tok)
+        got_alice = await alice.received("evf.*.jobs.>")
+        got_bob = await bob.received("evf.*.jobs.>")
+        await settle()
+        assert bob.violated('subscription to "evf.*.jobs.>"')
+        await bob.nc.publish("evf.0.jobs.status", b"forged")
+        await bob.nc.flush()
+        await alice.nc.publish("evf.0.jobs.status", b"real")
+        await alice.nc.flush()
+        await settle()
+        assert bob.violated('publish to "evf.0.jobs.status"')
+        assert got_alice == [b"real"] and got_bob == []
+        # the JetStream API refuses too: no stream creation, no consumer on someone else's topic
+        js = bob.nc.jetstream()
+        with pytest.raises(Exception):
+            await js.add_stream(StreamConfig(name=stream_name("jobs"), subjects=["evf.*.jobs", "evf.*.jobs.>"]),
+                                timeout=1)
+        await alice.nc.close()
+        await bob.nc.close()
+
+    asyncio.run(main())
+
+
+def test_namespaces_are_isolated_and_a_grant_opens_exactly_its_topic(guarded: Any) -> None:
+    store = guarded.store
+    alice_tok, bob_tok = store.issue_token("alice").secret, store.issue_token("bob").secret
+
+    async def main() -> None:
+        alice = await Conn().open(guarded.server.url, alice_tok)
+        bob = await Conn().open(guarded.server.url, bob_tok)
+        await bob.received("evf.*.users.alice.>")
+        await settle()
+        assert bob.violated("users.alice")
+        bob.errors.clear()
+        own = await bob.received("evf.*.users.bob.>")  # its own namespace is fine
+        store.grant("users.alice.shared", "bob", ["subscribe"], granted_by="alice")
+        await wait_for(lambda: guarded.control.reloads >= 2)
+        await settle()
+        shared = await bob.received("evf.*.users.alice.shared.>")  # allowed on the same connection now
+        await bob.nc.publish("evf.0.users.bob.note", b"mine")
+        for subj in ("evf.0.users.alice.shared.x", "evf.0.users.alice.private.x"):
+            await alice.nc.publish(subj, subj.encode())
+        await alice.nc.flush()
+        await bob.nc.flush()
+        assert await wait_for(lambda: shared == [b"evf.0.users.alice.shared.x"])
+        assert own == [b"mine"]
+        assert not bob.violated("users.alice.shared")
+        await bob.nc.publish("evf.0.users.alice.shared.x", b"no")  # subscribe only: no publish
+        await bob.nc.flush()
+        await settle()
+        assert bob.violated('publish to "evf.0.users.alice.shared.x"')
+        await alice.nc.close()
+        await bob.nc.close()
+
+    asyncio.run(main())
+
+
+def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> None:
+    store = guarded.store
+    doomed, other = store.issue_token("bob"), store.issue_token("bob")
+
+    async def main() -> None:
+        conn = await Conn().open(guarded.server.url, doomed.secret)
+        keep = await Conn().open(guarded.server.url, other.secret)
+        got = await keep.received("evf.*.users.bob.>")
+        store.revoke_token(doomed.info.id)
+        t0 = time.monotonic()
+        await asyncio.wait_for(conn.disconnected.wait(), 5)
+        assert time.monotonic() - t0 < 5
+        assert any("Authorization Violation" in e for e in conn.errors)
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(guarded.server.url, connect_timeout=2, allow_reconnect=False,
+                               max_reconnect_attempts=0, **nats_options(doomed.secret))
+        # the identity's other token keeps working on its existing connection
+        await keep.nc.publish("evf.0.users.bob.still", b"ok")
+        assert await wait_for(lambda: got == [b"ok"])
+        await keep.nc.close()
+        await conn.nc.close()
+
+    asyncio.run(main())
+
+
+def test_an_expiring_token_is_reaped(guarded: Any) -> None:
+    tok = guarded.store.issue_token("alice", expires_in=1.5)
+
+    async def main() -> None:
+        conn = await Conn().open(guarded.server.url, tok.secret)
+        assert conn.nc.is_connected
+        await asyncio.wait_for(conn.disconnected.wait(), 6)
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(guarded.server.url, connect_timeout=2, allow_reconnect=False,
+                               max_reconnect_attempts=0, **nats_options(tok.secret))
+        await conn.nc.close()
+
+    asyncio.run(main())
+
+
+def test_reliable_topics_owner_streams_and_grantee_consumers(guarded: Any) -> None:
+    store = guarded.store
+    store.register_topic("runs", "alice")
+    store.grant("runs", "bob", ["subscribe"])
+    store.create_identity("eve")
+    alice_tok, bob_tok, eve_tok = (store.issue_token(n).secret for n in ("alice", "bob", "eve"))
+    stream = stream_name("runs")
+
+    async def main() -> None:
+        await asyncio.sleep(0.5)  # let the watcher apply the grant
+        alice = await Conn().open(guarded.server.url, alice_tok)
+        ajs = alice.nc.jetstream()
+        await ajs.add_stream(StreamConfig(name=stream, subjects=["evf.*.runs", "evf.*.runs.>"]))
+        ack = await ajs.publish("evf.0.runs.r1", b"e1")
+        assert ack.stream == stream and ack.seq == 1
+        bob = await Conn().open(guarded.server.url, bob_tok)
+        bjs = bob.nc.jetstream()
+        await bjs.add_consumer(stream, ConsumerConfig(durable_name="bobs"))
+        psub = await bjs.pull_subscribe_bind("bobs", stream=stream)
+        msgs = await psub.fetch(1, timeout=3)
+        assert [m.data for m in msgs] == [b"e1"]
+        await msgs[0].ack()
+        with pytest.raises(Exception):
+            await bjs.publish("evf.0.runs.r2", b"forged", timeout=1)  # subscribe only
+        eve = await Conn().open(guarded.server.url, eve_tok)
+        with pytest.raises(Exception):
+            await eve.nc.jetstream().add_consumer(stream, ConsumerConfig(durable_name="eves"), timeout=1)
+        for c in (alice, bob, eve):
+            await c.nc.close()
+
+    asyncio.run(main())
+
+
+def test_a_client_cannot_read_another_tokens_replies(guarded: Any) -> None:
+    store = guarded.store
+    tok = store.issue_token("bob").secret
+
+    async def main() -> None:
+        bob = await Conn().open(guarded.server.url, tok)
+        await bob.received("_INBOX.>")
+        await settle()
+        assert bob.violated('subscription to "_INBOX.>"')
+        await bob.nc.close()
+
+    asyncio.run(main())
+
+
+def test_the_evfabric_client_works_within_its_grants(guarded: Any) -> None:
+    from evfabric.core.errors import AccessDenied, PublishTimeout
+    from evfabric.fabric.aio import connect_async
+
+    store = guarded.store
+    store.register_topic("runs", "alice")
+    store.grant("runs", "bob", ["subscribe"])
+    alice_tok, bob_tok = store.issue_token("alice").secret, store.issue_token("bob").secret
+
+    async def main() -> None:
+        await asyncio.sleep(0.5)
+        url = guarded.server.url
+        a = await connect_async(url, auto_topics=False, **nats_options(alice_tok))
+        b = await connect_async(url, auto_topics=False, publish_timeout=2.0, **nats_options(bob_tok))
+        await a.create_topic("runs")
+        got: list[Any] = []
+        await b.subscribe("runs.*", listener=lambda ev: got.append(ev.body), delivery="reliable")
+        await a.publish("runs.r1", {"x": 1}, delivery="reliable", wait=True)
+        assert await wait_for(lambda: got == [{"x": 1}])
+        with pytest.raises((PublishTimeout, AccessDenied)):
+            await b.publish("runs.r2", {"x": 2}, delivery="reliable", wait=True)
+        await a.close()
+        await b.close(timeout=1.0)  # its refused batch will never be confirmed
+
+    asyncio.run(main())
