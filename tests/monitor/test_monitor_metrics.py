@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from nats.js.api import ConsumerConfig
 
+from evfabric.fabric.aio import FabricStats
 from evfabric.fabric.streams import TopicConfig
 from evfabric.monitor import Monitor, metrics
 from evfabric.monitor.reporter import MetricsReporter
@@ -188,7 +189,9 @@ def test_monitor_trigger_counters_local_and_reported(broker: BrokerServer, app_c
 
     async def report() -> None:
         nc = await nats.connect(broker.url)
-        await MetricsReporter(nc, client="worker-7", registry=other).report()
+        stats = FabricStats()
+        stats.published, stats.dropped = 30, 5
+        await MetricsReporter(nc, client="worker-7", registry=other, stats=stats).report()
         await nc.flush()
         await nc.close()
 
@@ -197,10 +200,13 @@ def test_monitor_trigger_counters_local_and_reported(broker: BrokerServer, app_c
     s = wait_for(lambda: (x := scrape(app_client)) and metric(
         x, "evfabric_trigger_invocations_total", trigger="mon-remote", client="worker-7") == 4 and x)
     assert metric(s, "evfabric_events_dropped_total", topic="alerts", client="worker-7") == 9
+    assert metric(s, "evfabric_client_published_total", client="worker-7") == 30
+    assert metric(s, "evfabric_client_dropped_total", client="worker-7") == 5
     snap = app_client.get("/monitor/snapshot").json()
     trig = {t["trigger"]: t for t in snap["triggers"]}
     assert trig["mon-remote"]["failed"] == 4 and trig["mon-local"]["ok"] == 2
     assert {"topic": "alerts", "reason": "queue_full", "events": 9} in snap["drops"]["client"]
+    assert {"topic": "(any)", "reason": "client_dropped", "events": 5} in snap["drops"]["client"]
     assert "worker-7" in snap["clients"]
 
 

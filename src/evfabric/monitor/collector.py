@@ -218,6 +218,8 @@ class Monitor:
                 t = triggers.setdefault(labels.get("trigger", ""), {"trigger": labels.get("trigger", ""),
                                         **{st: 0 for st in metrics.TRIGGER_STATUSES}})
                 t[labels.get("status", "ok")] = t.get(labels.get("status", "ok"), 0) + int(value)
+            elif name == "evfabric_client_dropped":  # FabricStats.dropped, shipped by a reporter
+                dropped_by[("(any)", "client_dropped")] = dropped_by.get(("(any)", "client_dropped"), 0) + value
             elif name == "evfabric_events_dropped":
                 k = (labels.get("topic", ""), labels.get("reason", ""))
                 dropped_by[k] = dropped_by.get(k, 0) + value

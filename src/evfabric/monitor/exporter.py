@@ -136,12 +136,17 @@ def _counters(snap: dict[str, Any]) -> Iterator[Metric]:
         name = c["name"]
         if name not in families:
             label_names[name] = sorted(c["labels"]) + ["client"]
-            families[name] = CounterMetricFamily(name, docs.get(name, "counted by an evfabric component"),
+            families[name] = CounterMetricFamily(name, docs.get(name) or _stats_help(name),
                                                  labels=label_names[name])
         if sorted(c["labels"]) + ["client"] != label_names[name]:
             continue  # a report with other labels than the first: skip rather than emit a broken family
         families[name].add_metric([c["labels"][k] for k in label_names[name][:-1]] + [c["client"]], c["value"])
     yield from families.values()
+
+
+def _stats_help(name: str) -> str:
+    field = name.removeprefix("evfabric_client_")
+    return f"The {field!r} counter of an evfabric client's stats (FabricStats), as it last reported."
 
 
 def render(monitor: Monitor) -> bytes:

@@ -9,8 +9,10 @@ reports them. :class:`MetricsReporter` publishes, every ``interval`` seconds, on
                    "labels": {"trigger": "t", "status": "ok"}, "value": 3.0}, ...]}
 
 on ``_evf.metrics.<client>`` (outside evfabric's ``evf.`` subject space, so no stream stores it).
-The monitor's tap keeps the latest report of each client; values are totals, so a lost report
-loses nothing but freshness.
+With ``stats=client.stats`` (an evfabric client's :class:`~evfabric.fabric.aio.FabricStats`),
+its fields travel too, as ``evfabric_client_<field>`` (``evfabric_client_dropped``...). The
+monitor's tap keeps the latest report of each client; values are totals, so a lost report loses
+nothing but freshness.
 """
 
 from __future__ import annotations
@@ -26,12 +28,24 @@ from evfabric.monitor.collector import local_client_id
 from evfabric.monitor.metrics import REGISTRY, counter_samples
 from evfabric.monitor.tap import REPORT_SUBJECT
 
-__all__ = ["MetricsReporter", "build_report"]
+__all__ = ["MetricsReporter", "STATS_PREFIX", "build_report", "stats_counters"]
+
+STATS_PREFIX = "evfabric_client_"
 
 
-def build_report(client: str, registry: CollectorRegistry = REGISTRY) -> bytes:
-    """The JSON report of every counter in ``registry``."""
+def stats_counters(stats: Any) -> list[dict[str, Any]]:
+    """A client's own counters object (e.g. :class:`evfabric.fabric.aio.FabricStats`, any object
+    with int/float attributes) as counters ``evfabric_client_<attribute>``."""
+    fields = vars(stats) if hasattr(stats, "__dict__") else {k: getattr(stats, k) for k in getattr(stats, "__slots__", ())}
+    return [{"name": f"{STATS_PREFIX}{k}", "labels": {}, "value": float(v)} for k, v in sorted(fields.items())
+            if not k.startswith("_") and isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def build_report(client: str, registry: CollectorRegistry = REGISTRY, stats: Any = None) -> bytes:
+    """The JSON report of every counter in ``registry`` (and of ``stats``, if given)."""
     counters = [{"name": n, "labels": lb, "value": v} for n, lb, v in counter_samples(registry)]
+    if stats is not None:
+        counters += stats_counters(stats)
     return json.dumps({"client": client, "time": time.time(), "counters": counters}).encode()
 
 
@@ -44,8 +58,9 @@ class MetricsReporter:
     """
 
     def __init__(self, nc: Any, client: str | None = None, interval: float = 5.0,
-                 registry: CollectorRegistry = REGISTRY) -> None:
+                 registry: CollectorRegistry = REGISTRY, stats: Any = None) -> None:
         self.nc = nc
+        self.stats = stats
         self.client = client or local_client_id()
         self.interval = interval
         self.registry = registry
@@ -58,7 +73,7 @@ class MetricsReporter:
 
     async def report(self) -> None:
         """Publish one report now."""
-        await self.nc.publish(self.subject, build_report(self.client, self.registry))
+        await self.nc.publish(self.subject, build_report(self.client, self.registry, self.stats))
 
     def start(self) -> None:
         """Report every ``interval`` seconds on the running loop."""
