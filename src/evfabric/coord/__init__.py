@@ -1,0 +1,27 @@
+"""Event-based coordination: tasks that interact only through events.
+
+* :class:`Task` (and :class:`Facade` for an existing component), grouped in a :class:`Program`;
+* :func:`execute`: run a timed program sequentially, conservatively (windows or null
+  messages) or optimistically (Time Warp), on threads, processes or MPI ranks;
+* :class:`Runtime`: untimed tasks on threads with ordering ``none``, ``fifo`` or ``causal``,
+  look-ahead inboxes and deadlock detection.
+"""
+
+from evfabric.coord.execute import MODES, PLACEMENTS, Execution, execute
+from evfabric.coord.placement import balance, measured_weights
+from evfabric.coord.program import Program
+from evfabric.coord.stats import Stats
+from evfabric.coord.task import Facade, Task
+
+__all__ = [
+    "MODES",
+    "PLACEMENTS",
+    "Execution",
+    "Facade",
+    "Program",
+    "Stats",
+    "Task",
+    "balance",
+    "execute",
+    "measured_weights",
+]

@@ -1,0 +1,230 @@
+"""Optimistic timestamp order (Time Warp): handle events at once, undo what proves premature.
+
+Each PE handles its pending events in key order without waiting. Before each event the task's
+state is saved; the event, the snapshot, the events it sent and its outside-world actions form
+a *record*. A *straggler* (an event earlier than what a task already handled) rolls that task
+back: its state is restored, its undone events become pending again and every event they sent
+is retracted by an *anti-message* (annihilated if still pending, rolling its receiver back if
+already handled). Rounds end with one all-to-all that carries the batches and each PE's
+earliest possible time stamp; their minimum is the GVT (global virtual time): nothing earlier
+can ever be rolled back, so records below it are committed (their ``emit`` actions released to
+the outside world) and their snapshots freed (fossil collection).
+"""
+
+from __future__ import annotations
+
+import time
+from heapq import heappop, heappush
+from typing import Any
+
+from evfabric.coord.kernel import INF, Kernel, PEResult, after
+from evfabric.coord.program import Program
+from evfabric.coord.task import Task
+from evfabric.core.errors import CausalityError
+
+__all__ = ["run_optimistic"]
+
+Event = tuple[Any, ...]
+Record = tuple[Event, Any, list[Event], list[Any]]  # event, snapshot before, sent, emitted
+
+
+class TimeWarp:
+    """The optimistic machinery of one PE, on top of a :class:`Kernel`."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.k = kernel
+        n = kernel.program.size
+        self.history: list[list[Record]] = [[] for _ in range(n)]
+        self.last: list[Event] = [(-INF,)] * n  # the last event each task handled
+        self.cancelled: set[tuple[int, int]] = set()  # (src, seq) of annihilated pending events
+        self.antibox: list[list[Event]] = [[] for _ in range(kernel.size)]
+        self._retract: list[Event] = []  # local events to annihilate (a work list, no recursion)
+        self._committed_last: dict[int, Event] = {}
+        for i in kernel.mine:
+            task = kernel.tasks[i]
+            assert task is not None
+            task.send = self._make_send(task)  # type: ignore[method-assign]
+            task.emit = self._make_emit(task)  # type: ignore[method-assign]
+
+    def _make_send(self, task: Task) -> Any:
+        heap, owner, me, outbox, i = self.k.heap, self.k.owner, self.k.rank, self.k.outbox, task.id
+        last = self.last
+        seq = self.k.seqs[i]  # never rewound: re-sent events get fresh ids
+
+        def send(dst: int, kind: str, data: Any = None, delay: float = 0.0) -> None:
+            if delay < 0:
+                raise CausalityError(f"task {i} sent {kind!r} to {dst} with negative delay {delay}")
+            now = task.now
+            t = now + delay
+            ev = (t, task._ev[1] + 1 if t == now else 0, i, seq(), dst, kind, data)  # type: ignore[attr-defined]
+            task._rec[2].append(ev)  # type: ignore[attr-defined]
+            pe = owner[dst]
+            if pe == me:
+                if ev < last[dst]:  # possible after a partial rollback of this PE's tasks
+                    self._rollback(dst, ev, None)
+                    self.drain()
+                heappush(heap, ev)
+            else:
+                outbox[pe].append(ev)
+
+        return send
+
+    @staticmethod
+    def _make_emit(task: Task) -> Any:
+        def emit(record: Any) -> None:
+            task._rec[3].append(record)  # type: ignore[attr-defined]
+
+        return emit
+
+    # -- forward execution --------------------------------------------------------------------
+
+    def process(self, limit: float, budget: int) -> int:
+        """Handle up to ``budget`` pending events below ``limit``, saving state before each."""
+        k = self.k
+        heap, tasks, history, last, cancelled = k.heap, k.tasks, self.history, self.last, self.cancelled
+        n = 0
+        while heap and n < budget:
+            ev = heappop(heap)
+            if cancelled and (ev[2], ev[3]) in cancelled:
+                cancelled.discard((ev[2], ev[3]))
+                continue
+            t = ev[0]
+            if t >= limit:
+                heappush(heap, ev)
+                break
+            d = ev[4]
+            task = tasks[d]
+            rec: Record = (ev, task.save(), [], [])  # type: ignore[union-attr]
+            task._rec = rec  # type: ignore[union-attr]
+            history[d].append(rec)
+            last[d] = ev
+            task.now = t  # type: ignore[union-attr]
+            task._ev = ev  # type: ignore[union-attr]
+            task.handle(ev[5], ev[6])  # type: ignore[union-attr]
+            n += 1
+        k.stats.processed += n
+        return n
+
+    # -- rollback -----------------------------------------------------------------------------
+
+    def receive(self, ev: Event) -> None:
+        """A positive event from another PE: roll its task back if it is a straggler."""
+        d = ev[4]
+        if ev < self.last[d]:
+            self._rollback(d, ev, None)
+        heappush(self.k.heap, ev)
+
+    def annihilate(self, key: Event) -> None:
+        """Retract the event ``(ts, gen, src, seq, dst)``: drop it if pending, else roll back."""
+        self._retract.append(key)
+        self.drain()
+
+    def drain(self) -> None:
+        """Annihilate the local events that rollbacks retracted, and those they retract in turn."""
+        work = self._retract
+        while work:
+            key = work.pop()
+            d = key[4]
+            if key <= self.last[d]:  # already handled: undo from it on, and drop it
+                self._rollback(d, key, (key[2], key[3]))
+            else:
+                self.cancelled.add((key[2], key[3]))
+
+    def _rollback(self, d: int, key: Event, drop: tuple[int, int] | None) -> None:
+        h = self.history[d]
+        undone: list[Record] = []
+        while h and h[-1][0] >= key:
+            undone.append(h.pop())
+        if not undone:
+            return
+        task = self.k.tasks[d]
+        task.restore(undone[-1][1])  # type: ignore[union-attr]
+        heap, owner, me = self.k.heap, self.k.owner, self.k.rank
+        for ev, _, sent, _ in undone:
+            if drop is None or (ev[2], ev[3]) != drop:
+                heappush(heap, ev)
+            for s in sent:
+                pe = owner[s[4]]
+                if pe == me:
+                    self._retract.append(s[:5])
+                else:
+                    self.antibox[pe].append(s[:5])
+                    self.k.stats.anti_messages += 1
+        self.k.stats.rolled_back += len(undone)
+        self.last[d] = h[-1][0] if h else self._committed_last.get(d, (-INF,))
+        # A task whose earlier records are fossil-collected keeps its last committed event.
+
+    # -- commit -------------------------------------------------------------------------------
+
+    def fossil_collect(self, gvt: float) -> None:
+        """Commit every record below ``gvt``: release its outputs, count it, free its snapshot."""
+        k = self.k
+        owner, me, outputs, counts = k.owner, k.rank, k.outputs, k.counts
+        remote = 0
+        for d in k.mine:
+            h = self.history[d]
+            n = 0
+            for ev, _, sent, emitted in h:
+                if ev[0] >= gvt:
+                    break
+                n += 1
+                for record in emitted:
+                    outputs.append((ev[:4], record))
+                for s in sent:
+                    remote += owner[s[4]] != me
+            if n:
+                self._committed_last[d] = h[n - 1][0]
+                counts[d] += n
+                del h[:n]
+        k.stats.remote += remote
+
+
+def run_optimistic(
+    program: Program,
+    owner: list[int],
+    transport: Any,
+    until: float,
+    batch: int = 4096,
+    window: float = INF,
+) -> PEResult:
+    """One PE's share of an optimistic run.
+
+    ``batch`` bounds the events handled between two GVT rounds; ``window`` bounds optimism in
+    simulated time (events at or beyond GVT + window wait for the next round).
+    """
+    me, size = transport.rank, transport.size
+    kernel = Kernel(program, owner, me, size)
+    kernel.init_tasks()  # init is never rolled back: its sends are plain
+    tw = TimeWarp(kernel)
+    stats, end = kernel.stats, after(until)
+    gvt = -INF
+    while True:
+        tw.process(min(end, gvt + window), batch)
+        msgs = []
+        sent_min = INF
+        for p in range(size):
+            pos, anti = kernel.take_outbox(p), tw.antibox[p]
+            tw.antibox[p] = []
+            for ev in pos:
+                sent_min = min(sent_min, ev[0])
+            for a in anti:
+                sent_min = min(sent_min, a[0])
+            msgs.append((pos, anti))
+        mine = min(kernel.next_time(), sent_min)
+        t0 = time.perf_counter()
+        got = transport.exchange([(pos, anti, mine) for pos, anti in msgs])
+        stats.sync_seconds += time.perf_counter() - t0
+        for p, (pos, anti, _) in enumerate(got):
+            if p == me:
+                continue
+            for ev in pos:
+                tw.receive(ev)
+            for a in anti:
+                tw.annihilate(a)
+        tw.drain()
+        gvt = min(m for _, _, m in got)
+        tw.fossil_collect(gvt)
+        stats.rounds += 1
+        if gvt >= end:
+            break
+    return kernel.finish(until)
