@@ -119,10 +119,11 @@ class Monitor:
 
     def start(self) -> Monitor:
         """Sample every ``interval`` seconds in a daemon thread (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="evfabric-monitor", daemon=True)
-            self._thread.start()
+        with self._lock:  # two first requests at once must not start two samplers
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="evfabric-monitor", daemon=True)
+                self._thread.start()
         return self
 
     def _run(self) -> None:
