@@ -48,11 +48,12 @@ def running_cluster(n: int = 3, base_dir: str | os.PathLike[str] | None = None, 
 
 @contextmanager
 def running_leaf_pair(base_dir: str | os.PathLike[str] | None = None, **options: object) -> Iterator[HubAndLeaf]:
-    """A started hub + leaf pair (``.hub``, ``.leaf``, ``.hub_domain``, ``.leaf_domain``),
-    stopped on exit."""
+    """A started hub + leaf pair (``.hub``, ``.leaf``, ``.hub_domain``, ``.leaf_domain``), the
+    leaf-node link up; ``pair.cut()`` / ``pair.heal()`` simulate an outage. Stopped on exit."""
     pair = HubAndLeaf(base_dir=base_dir, **options)  # type: ignore[arg-type]
     try:
         pair.start()
+        pair.wait_connected()
         yield pair
     finally:
         pair.close()

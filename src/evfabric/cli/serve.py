@@ -81,18 +81,31 @@ def _settings(
     )
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class _Signals:
+    """SIGTERM and SIGINT raise KeyboardInterrupt (SIGINT too: a shell may start us with it
+    ignored); :meth:`ignore` during shutdown, so a second signal cannot cut it short and leave
+    servers behind; :meth:`restore` puts the previous handlers back."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.saved = {sig: signal.signal(sig, _interrupt) for sig in self.SIGNALS}
+
+    def ignore(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
 def _wait_foreground(servers: list[BrokerServer], console: Console) -> int:
-    """Sleep until Ctrl-C / SIGTERM (returns 0) or a server dies on its own (returns 1).
-
-    On return SIGINT and SIGTERM are ignored, so that a second signal cannot interrupt the
-    shutdown half-way and leave servers behind; :func:`_restore_signals` undoes it."""
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    # SIGINT too: a shell may start us with SIGINT ignored (background job)
-    for sig in _SIGNALS:
-        _saved[sig] = signal.signal(sig, on_term)
+    """Sleep until KeyboardInterrupt (returns 0) or a server dies on its own (returns 1)."""
     try:
         while True:
             for s in servers:
@@ -102,19 +115,47 @@ def _wait_foreground(servers: list[BrokerServer], console: Console) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
+
+
+def _run(servers: list[BrokerServer], start: Callable[[], object], web: bool, console: Console) -> int:
+    """Start, announce, wait, and always stop what was started; returns the exit code."""
+    signals = _Signals()  # before starting, so an early SIGTERM also stops cleanly
+    stops: list[Callable[[], None]] = []
+    code = 0
+    try:
+        console.print(f"starting {len(servers)} nats-server{'s' if len(servers) > 1 else ''} ...")
+        start()
+        for s in servers:
+            console.print(f"[green]broker ready[/green] [bold]{s.url}[/bold]  monitor {s.monitor_url}  data {s.data_dir}")
+            if s.leafnode_url:
+                console.print(f"  leaf nodes connect to {s.leafnode_url}")
+            if s.settings.leaf_remotes:
+                console.print(f"  leaf of {', '.join(s.settings.leaf_remotes)} (JetStream domain {s.settings.domain})")
+        if len(servers) > 1:
+            console.print(f"cluster URLs: [bold]{','.join(s.url for s in servers)}[/bold]")
+        if web:
+            for mod, start_service in _services(console):
+                stops.append(start_service(servers[0].url, monitor_url=servers[0].monitor_url))
+                console.print(f"started {mod}")
+        console.print("[dim]Ctrl-C to stop[/dim]")
+        code = _wait_foreground(servers, console)
+    except KeyboardInterrupt:
+        code = 0
+    except (ConfigError, BrokerUnavailable) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        code = 2
     finally:
-        for sig in _SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-
-
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_saved: dict[int, object] = {}
-
-
-def _restore_signals() -> None:
-    for sig, handler in _saved.items():
-        signal.signal(sig, handler)  # type: ignore[arg-type]
-    _saved.clear()
+        signals.ignore()
+        try:
+            console.print("stopping ...")
+            for stop in reversed(stops):
+                stop()
+            for s in servers:
+                s.stop()
+        finally:
+            signals.restore()
+    console.print("stopped")
+    return code
 
 
 def register(app: typer.Typer) -> None:
@@ -160,40 +201,11 @@ def register(app: typer.Typer) -> None:
                     console.print(f"[bold]# {path}[/bold]")
                     console.print(path.read_text(), markup=False, highlight=False)
                 return
-            console.print(f"starting {len(servers)} nats-server{'s' if len(servers) > 1 else ''} ...")
-            if peers:
-                group.start()
-            else:
-                servers[0].start()
         except (ConfigError, BrokerUnavailable) as exc:
-            console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(2) from None
-
-        for s in servers:
-            console.print(f"[green]broker ready[/green] [bold]{s.url}[/bold]  monitor {s.monitor_url}  data {s.data_dir}")
-            if s.leafnode_url:
-                console.print(f"  leaf nodes connect to {s.leafnode_url}")
-            if s.settings.leaf_remotes:
-                console.print(f"  leaf of {', '.join(s.settings.leaf_remotes)} (JetStream domain {s.settings.domain})")
-        if peers:
-            console.print(f"cluster URLs: [bold]{','.join(s.url for s in servers)}[/bold]")
-        stops: list[Callable[[], None]] = []
-        if web:
-            for mod, start in _services(console):
-                stops.append(start(servers[0].url, monitor_url=servers[0].monitor_url))
-                console.print(f"started {mod}")
-        console.print("[dim]Ctrl-C to stop[/dim]")
-        code = _wait_foreground(servers, console)
-        try:
-            console.print("stopping ...")
-            for stop in reversed(stops):
-                stop()
-            for s in servers:
-                s.stop()
-        finally:
-            _restore_signals()
-        console.print("stopped")
-        raise typer.Exit(code)
+        start = group.start if peers else servers[0].start
+        raise typer.Exit(_run(servers, start, web, console))
 
 
 __all__ = ["register", "SERVICE_MODULES"]
