@@ -199,19 +199,19 @@ class AsyncClient:
                         f"was not accepted (overflow='raise')")
 
     def build_many(self, topic: str, bodies: Iterable[Body], header: dict[str, Any]) -> list[Event]:
-        """Events for ``bodies`` on one topic, all with the same header fields."""
-        first = True
-        events = []
-        for body in bodies:
-            if first:
-                template = self.build(topic, body, header)
-                events.append(template)
-                first = False
-                continue
+        """Events for ``bodies`` on one topic, all with the same header fields and timestamp."""
+        events: list[Event] = []
+        it = iter(bodies)
+        first = next(it, None)
+        if first is None:
+            return events
+        t = self.build(topic, first, header)  # validates topic and header once
+        events.append(t)
+        seq, now = self.local._seq, t.time
+        for body in it:
             check_body(body)
-            now = time.time()
-            events.append(msgspec.structs.replace(template, id=new_id(now), time=round(now, 6),
-                                                  seq=next(self.local._seq), body=body))
+            events.append(Event(id=new_id(now), topic=topic, source=t.source, time=now, type=t.type,
+                                seq=next(seq), delivery=t.delivery, ttl=t.ttl, key=t.key, extra=t.extra, body=body))
         return events
 
     # -- publishing (asyncio) -----------------------------------------------------------------------
