@@ -226,9 +226,21 @@ class FabricSubscription(Subscription):
         for ev in chosen:
             pending[ev.id] = delivery
         self.stats.handed += len(chosen)
+        self._dispatch(chosen)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """Hand admitted reliable events to whatever calls the listeners: the local service here;
+        subclasses (trigger executors) may run them their own way and then call :meth:`settle`."""
         submit = self._client.local.dispatcher.submit_to
-        for ev in chosen:
+        for ev in events:
             submit(ev, self)
+
+    def settle(self, event: Event, error: BaseException | None = None) -> None:
+        """Record that ``event`` was handled (``error`` None) or failed; acknowledges its message
+        (or asks for redelivery, or dead-letters) once every event of the message is settled."""
+        if error is not None:
+            self._failed(event, error)
+        self._settle(event)
 
     def lag(self, timeout: float = 5.0) -> int:
         """Events' messages stored on the broker and not yet acknowledged here (reliable only).
