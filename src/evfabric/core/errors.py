@@ -91,3 +91,8 @@ class WorkerFailed(EvfabricError):
 
 class PublishRejected(EvfabricError):
     """The broker refused to store a reliable publish for good (limits, size, no such topic...)."""
+
+
+class ReceiveTimeout(EvfabricError, TimeoutError):
+    """A task's explicit receive found no matching event in time (the pattern's middle ground
+    between waiting forever and exact deadlock detection)."""
