@@ -9,7 +9,9 @@
 
 from evfabric.coord.execute import MODES, PLACEMENTS, Execution, execute
 from evfabric.coord.placement import balance, measured_weights
+from evfabric.coord.ordering import Message
 from evfabric.coord.program import Program
+from evfabric.coord.runtime import Runtime
 from evfabric.coord.stats import Stats
 from evfabric.coord.task import Facade, Task
 
@@ -18,7 +20,9 @@ __all__ = [
     "PLACEMENTS",
     "Execution",
     "Facade",
+    "Message",
     "Program",
+    "Runtime",
     "Stats",
     "Task",
     "balance",
