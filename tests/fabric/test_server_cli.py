@@ -70,26 +70,47 @@ def test_status_of_absent_broker_fails(tmp_path: Path) -> None:
 
 def test_serve_runs_in_foreground_and_stops_on_sigterm(tmp_path: Path) -> None:
     http_port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "evfabric.cli", "serve", "-d", str(tmp_path), "--port", "0",
-         "--http-port", str(http_port), "--no-web"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"},
-    )
+    out_path = tmp_path / "out.txt"
+    with open(out_path, "w") as out_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "evfabric.cli", "serve", "-d", str(tmp_path / "d"), "--port", "0",
+             "--http-port", str(http_port), "--no-web"],
+            stdout=out_file, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+        )
     try:
         deadline = time.monotonic() + 20
-        ok = False
-        while time.monotonic() < deadline and not ok:
-            try:
-                ok = httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert ok, "evfabric serve did not bring a healthy broker up"
+        while "Ctrl-C to stop" not in out_path.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, out_path.read_text()
+            time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=2).status_code == 200
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
+    out = out_path.read_text()
     assert proc.returncode == 0, out
     assert "broker ready nats://127.0.0.1:" in out and "stopped" in out
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
+
+
+def test_serve_stopped_during_startup_leaves_no_server(tmp_path: Path) -> None:
+    # SIGTERM while the broker is still starting: serve must still stop what it started
+    http_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evfabric.cli", "serve", "-d", str(tmp_path / "d"), "--port", "0",
+         "--http-port", str(http_port), "--no-web"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    log = tmp_path / "d" / "nats.log"
+    deadline = time.monotonic() + 20
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    assert "stopped" in out
+    time.sleep(0.2)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
