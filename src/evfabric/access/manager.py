@@ -100,6 +100,8 @@ class AccessManager:
     def set_admin(self, actor: Identity, name: str, admin: bool) -> Identity:
         """Make ``name`` an administrator or not (administrators only)."""
         self._admin(actor, "set admin")
+        if name == actor.name and not admin:
+            raise AccessDenied("set admin: an administrator cannot demote itself (so that one always remains)")
         return self.store.set_admin(name, admin)
 
     # --- groups ------------------------------------------------------------------------------

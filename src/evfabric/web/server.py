@@ -1,0 +1,152 @@
+"""Running the web service: uvicorn in a background thread, and the ``evfabric serve`` hook.
+
+    web = start_web(create_app(store), port=0)     # 127.0.0.1, a free port
+    print(web.url)
+    web.stop()
+
+:func:`start_with_broker` is what ``evfabric serve`` calls once its broker runs (see
+``evfabric.cli.serve``). It builds the app on the access store of the broker's data directory,
+and, when that store holds identities, enforces it on the broker (:class:`AccessControl`); the
+monitoring routes get a monitor of the broker (connecting with a service token of its own when
+access control is on). The port is ``$EVFABRIC_WEB_PORT``, else 8080, else a free one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+from fastapi import FastAPI
+
+from evfabric.access.control import AccessControl
+from evfabric.access.model import IdentityKind
+from evfabric.access.store import AccessStore
+from evfabric.core.errors import AlreadyExists, BrokerUnavailable
+from evfabric.fabric.server import BrokerServer
+from evfabric.fabric.server_config import free_port
+from evfabric.web.app import create_app
+
+__all__ = ["DEFAULT_WEB_PORT", "SERVICE_IDENTITY", "WebServer", "start_web", "start_with_broker"]
+
+DEFAULT_WEB_PORT = 8080
+#: The administrator service identity ``evfabric serve`` uses for its own broker connections.
+SERVICE_IDENTITY = "evfabric-serve"
+
+
+class WebServer:
+    """A uvicorn server running ``app`` in a daemon thread."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port or free_port(host)
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning",
+                                                     lifespan="off"))
+        self._thread: threading.Thread | None = None
+        self.on_stop: list[Callable[[], None]] = []
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> WebServer:
+        """Start serving; return once the port accepts requests (:class:`BrokerUnavailable` if not)."""
+        self._thread = threading.Thread(target=self._server.run, name="evfabric-web", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server.started:
+                return self
+            if not self._thread.is_alive():
+                break
+            time.sleep(0.02)
+        raise BrokerUnavailable(f"the web service did not start on {self.url}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving, then run the ``on_stop`` callbacks."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for fn in self.on_stop:
+            fn()
+        self.on_stop.clear()
+
+
+def start_web(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> WebServer:
+    """Serve ``app`` on ``host:port`` (0 = a free port) in a background thread; return the server."""
+    return WebServer(app, host, port).start()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{user}:{password}@{parts.hostname}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _service_token(store: AccessStore) -> tuple[str, str]:
+    """A fresh admin token for ``evfabric serve``'s own connections: (token id, secret)."""
+    try:
+        store.create_identity(SERVICE_IDENTITY, IdentityKind.SERVICE, admin=True,
+                              description="evfabric serve's own connections (monitoring)")
+    except AlreadyExists:
+        pass
+    issued = store.issue_token(SERVICE_IDENTITY, description="evfabric serve session")
+    return issued.info.id, issued.secret
+
+
+def start_with_broker(broker_url: str, *, monitor_url: str, servers: Sequence[BrokerServer] = (),
+                      data_dir: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+                      port: int | None = None) -> Callable[[], None]:
+    """Start the web service beside a running broker; return a function that stops it.
+
+    ``servers``: the broker's servers (access control reloads them); ``data_dir``: where the
+    access store lives (default: the first server's data directory). Prints the URL.
+    """
+    if data_dir is None and servers:
+        data_dir = servers[0].data_dir
+    store = AccessStore.in_dir(Path(data_dir)) if data_dir is not None else None
+    control: AccessControl | None = None
+    tap_url: str | None = broker_url
+    cleanups: list[Callable[[], None]] = []
+    if store is not None and store.list_identities() and servers:
+        control = AccessControl(store)
+        token_id, secret = _service_token(store)
+        for srv in servers:
+            control.attach(srv)
+        tap_url = _with_credentials(broker_url, token_id, secret)
+        cleanups += [lambda: store.revoke_token(token_id), control.close]
+        print(f"access control on: {len(store.list_identities())} identities in {store.path}")
+    elif store is not None:
+        print(f"access control off (no identities in {store.path}); `evfabric user create NAME --admin` turns it on")
+    monitor: Any = None
+    try:
+        from evfabric.monitor import Monitor
+
+        monitor = Monitor(monitor_url, tap_url)
+        cleanups.append(getattr(monitor, "close", lambda: None))
+    except ImportError:
+        pass
+    if port is None:
+        env = os.environ.get("EVFABRIC_WEB_PORT")
+        port = int(env) if env else (DEFAULT_WEB_PORT if _port_free(host, DEFAULT_WEB_PORT) else 0)
+    web = start_web(create_app(store, monitor=monitor), host, port)
+    web.on_stop += cleanups
+    print(f"web service {web.url}  (API docs {web.url}/docs)")
+    return web.stop
