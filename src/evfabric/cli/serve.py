@@ -9,6 +9,7 @@ started after the broker (the returned callable stops it), unless ``--no-web`` i
 from __future__ import annotations
 
 import importlib
+import inspect
 import importlib.util
 import signal
 import socket
@@ -135,7 +136,9 @@ def _run(servers: list[BrokerServer], start: Callable[[], object], web: bool, co
             console.print(f"cluster URLs: [bold]{','.join(s.url for s in servers)}[/bold]")
         if web:
             for mod, start_service in _services(console):
-                stops.append(start_service(servers[0].url, monitor_url=servers[0].monitor_url))
+                # a service that asks for the servers (access control reloads them) gets them
+                extra = {"servers": servers} if "servers" in inspect.signature(start_service).parameters else {}
+                stops.append(start_service(servers[0].url, monitor_url=servers[0].monitor_url, **extra))
                 console.print(f"started {mod}")
         console.print("[dim]Ctrl-C to stop[/dim]")
         code = _wait_foreground(servers, console)
