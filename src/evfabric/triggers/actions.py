@@ -1,0 +1,152 @@
+"""Running a trigger's action on an event or a batch: a Python callable, a shell command, a webhook.
+
+* ``python``: ``package.module:function`` is imported once; called with the event (or, with
+  ``pass_batch``, the list of events). It may be a coroutine function.
+* ``shell``: ``/bin/sh -c target``; the event (or batch) as JSON on stdin (a CloudEvent, or a JSON
+  array of CloudEvents for a batch); header fields in the environment as ``EVF_TOPIC``,
+  ``EVF_ID``, ``EVF_SOURCE``, ``EVF_TYPE``, ``EVF_KEY``, ``EVF_BATCH_SIZE``; exit status 0 is success.
+* ``webhook``: ``POST target`` with the CloudEvent as ``application/cloudevents+json`` (a batch as
+  ``application/cloudevents-batch+json``); any 2xx is success.
+
+Every kind is bounded by the trigger's timeout; a failure raises :class:`ActionFailed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any
+from urllib.parse import urlparse
+
+from evfabric.core.cloudevent import to_cloudevent
+from evfabric.core.errors import ConfigError, EvfabricError
+from evfabric.core.event import Event
+from evfabric.triggers.spec import ActionSpec
+
+__all__ = ["ActionFailed", "Invoke", "resolve_action"]
+
+Invoke = Callable[[list[Event], float], Awaitable[None]]
+"""An action ready to run: ``await invoke(events, timeout)``."""
+
+
+class ActionFailed(EvfabricError):
+    """An invocation failed (raised, non-zero exit, non-2xx, or timed out)."""
+
+
+def _import_callable(target: str) -> Callable[..., Any]:
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"python action target {target!r} must look like 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"python action target {target!r}: cannot import module {module_name!r}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"python action target {target!r}: module {module_name!r} has no {attr!r}")
+    if not callable(obj):
+        raise ConfigError(f"python action target {target!r} is not callable")
+    return obj
+
+
+def _payload(events: list[Event]) -> bytes:
+    if len(events) == 1:
+        return json.dumps(to_cloudevent(events[0]), default=str).encode()
+    return json.dumps([to_cloudevent(e) for e in events], default=str).encode()
+
+
+def _python(spec: ActionSpec, threads: Executor | None) -> Invoke:
+    fn = _import_callable(spec.target)
+    is_async = inspect.iscoroutinefunction(fn)
+
+    async def invoke(events: list[Event], timeout: float) -> None:
+        calls = [events] if spec.pass_batch else [[e] for e in events]
+        for group in calls:
+            arg: Any = group if spec.pass_batch else group[0]
+            try:
+                if is_async:
+                    await asyncio.wait_for(fn(arg), timeout)
+                else:
+                    # a pool sized to the trigger's max concurrency: asyncio's default pool is tiny
+                    loop = asyncio.get_running_loop()
+                    await asyncio.wait_for(loop.run_in_executor(threads, fn, arg), timeout)
+            except TimeoutError:
+                raise ActionFailed(f"{spec.target} timed out after {timeout}s") from None
+            except Exception as exc:
+                raise ActionFailed(f"{spec.target} raised {type(exc).__name__}: {exc}") from exc
+
+    return invoke
+
+
+def _shell(spec: ActionSpec) -> Invoke:
+    async def invoke(events: list[Event], timeout: float) -> None:
+        first = events[0]
+        env = dict(os.environ)
+        env.update(
+            EVF_TOPIC=first.topic,
+            EVF_ID=first.id,
+            EVF_SOURCE=first.source,
+            EVF_TYPE=first.type,
+            EVF_KEY=first.key or "",
+            EVF_BATCH_SIZE=str(len(events)),
+        )
+        proc = await asyncio.create_subprocess_shell(
+            spec.target,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(_payload(events)), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise ActionFailed(f"command {spec.target!r} timed out after {timeout}s") from None
+        if proc.returncode != 0:
+            tail = err.decode(errors="replace").strip()[-500:]
+            raise ActionFailed(f"command {spec.target!r} exited with {proc.returncode}: {tail}")
+
+    return invoke
+
+
+def _webhook(spec: ActionSpec) -> Invoke:
+    url = urlparse(spec.target)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigError(f"webhook action target {spec.target!r} must be an http(s) URL")
+    import httpx
+
+    async def invoke(events: list[Event], timeout: float) -> None:
+        ctype = "application/cloudevents+json" if len(events) == 1 else "application/cloudevents-batch+json"
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                resp = await http.post(spec.target, content=_payload(events), headers={"content-type": ctype})
+        except httpx.HTTPError as exc:
+            raise ActionFailed(f"POST {spec.target} failed: {type(exc).__name__}: {exc}") from None
+        if not 200 <= resp.status_code < 300:
+            raise ActionFailed(f"POST {spec.target} answered {resp.status_code}: {resp.text[:300]}")
+
+    return invoke
+
+
+def resolve_action(spec: ActionSpec, threads: Executor | None = None) -> Invoke:
+    """The runnable action for ``spec``; :class:`ConfigError` if it cannot resolve.
+
+    ``threads`` runs synchronous Python actions (default: asyncio's default pool).
+    """
+    if spec.kind == "python":
+        return _python(spec, threads)
+    if spec.kind == "shell":
+        if not spec.target.strip():
+            raise ConfigError("shell action target (the command) is empty")
+        return _shell(spec)
+    if spec.kind == "webhook":
+        return _webhook(spec)
+    raise ConfigError(f"action kind {spec.kind!r} is unknown; choose python, shell or webhook")

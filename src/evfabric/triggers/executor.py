@@ -1,0 +1,220 @@
+"""Running one trigger's action on the events its consumer receives: batching and autoscaling.
+
+Events arrive from the trigger's durable JetStream consumer (a group shared by every runner
+replica). The executor groups them into batches of ``batch_size`` (waiting at most
+``batch_window`` seconds for a batch to fill), and runs the action on each batch with a pool of
+workers whose size follows the backlog: one more worker per waiting batch, up to
+``max_concurrency``; a worker idle for ``idle_timeout`` seconds retires, down to
+``min_concurrency`` (Octopus scaled its functions to the partitions' pressure the same way).
+
+When an invocation ends, its events are settled on the subscription: success acknowledges them;
+failure has the broker redeliver them after a growing delay, and after ``retries`` further
+attempts they go to the dead-letter topic. An event is acknowledged only after its action
+succeeded, so a replica that dies loses nothing: the broker redelivers its unacknowledged events
+to another replica once the acknowledgement wait runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from evfabric.core.event import Event
+from evfabric.fabric.subscription import FabricSubscription
+from evfabric.triggers.actions import Invoke
+from evfabric.triggers.spec import TriggerSpec
+
+if TYPE_CHECKING:
+    from evfabric.fabric.subscription import Delivery
+
+__all__ = ["Invocation", "TriggerExecutor", "TriggerSubscription"]
+
+
+@dataclass
+class Invocation:
+    """One run of the action: what it was given, how it ended."""
+
+    trigger: str
+    replica: str
+    started: float
+    duration: float
+    events: int
+    attempt: int
+    status: str  # ok | failed (will be retried) | dead_lettered
+    error: str | None = None
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class TriggerSubscription(FabricSubscription):
+    """A reliable group subscription whose events go to a :class:`TriggerExecutor`."""
+
+    __slots__ = ("executor", "attempts")
+
+    def _dispatch(self, events: list[Event]) -> None:
+        # remember each event's delivery attempt: the executor reports retries and dead letters
+        for ev in events:
+            d: Delivery | None = self._pending.get(ev.id)
+            self.attempts[ev.id] = d.attempt if d is not None else 1
+        self.executor.offer(events)
+
+
+class TriggerExecutor:
+    """Batches and runs a trigger's action with an autoscaled pool of asyncio workers."""
+
+    def __init__(
+        self,
+        spec: TriggerSpec,
+        invoke: Invoke,
+        replica: str,
+        on_invocation: Callable[[Invocation], None],
+        idle_timeout: float = 1.0,
+    ) -> None:
+        self.spec = spec
+        self.invoke = invoke
+        self.replica = replica
+        self.on_invocation = on_invocation
+        self.idle_timeout = idle_timeout
+        self.sub: TriggerSubscription | None = None
+        self.threads = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix=f"trigger-{spec.name}")
+        self._ready: asyncio.Queue[list[Event]] = asyncio.Queue()
+        self._filling: list[Event] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self.busy = 0
+        self.peak = 0
+        self.history: list[tuple[float, int]] = []  # (monotonic time, workers) at every change
+        self.totals = {"invocations": 0, "ok": 0, "failed": 0, "dead_lettered": 0, "events": 0}
+        self._closed = False
+
+    # -- intake (on the client's loop) -------------------------------------------------------
+
+    def offer(self, events: list[Event]) -> None:
+        """Queue events for the action (called on the event loop by the subscription)."""
+        if self._closed:
+            return
+        size = self.spec.batch_size
+        self._filling.extend(events)
+        while len(self._filling) >= size:
+            self._ready.put_nowait(self._filling[:size])
+            del self._filling[:size]
+        if self._filling:
+            if self.spec.batch_window <= 0:
+                self._flush()
+            elif self._flush_handle is None:
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(self.spec.batch_window, self._flush)
+        self._scale()
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._filling:
+            self._ready.put_nowait(self._filling)
+            self._filling = []
+            self._scale()
+
+    # -- the pool -------------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> int:
+        """Workers alive now (the trigger's current concurrency)."""
+        return len(self._workers)
+
+    def _note(self) -> None:
+        self.history.append((time.monotonic(), len(self._workers)))
+        if len(self.history) > 10_000:
+            del self.history[:5_000]
+        self.peak = max(self.peak, len(self._workers))
+
+    def _scale(self) -> None:
+        want = min(self.spec.max_concurrency, max(self.spec.min_concurrency, self.busy + self._ready.qsize()))
+        while len(self._workers) < want and not self._closed:
+            task = asyncio.get_running_loop().create_task(self._work(), name=f"trigger-{self.spec.name}")
+            self._workers.add(task)
+            self._note()
+
+    def start(self) -> None:
+        """Start the minimum number of workers (on the running loop)."""
+        self._scale()
+
+    async def _work(self) -> None:
+        me = asyncio.current_task()
+        try:
+            while not self._closed:
+                try:
+                    batch = await asyncio.wait_for(self._ready.get(), self.idle_timeout)
+                except TimeoutError:
+                    if len(self._workers) > self.spec.min_concurrency:
+                        return  # idle: retire (scale down)
+                    continue
+                self.busy += 1
+                try:
+                    await self._run(batch)
+                finally:
+                    self.busy -= 1
+        finally:
+            self._workers.discard(me)  # type: ignore[arg-type]
+            self._note()
+
+    async def _run(self, batch: list[Event]) -> None:
+        sub = self.sub
+        assert sub is not None
+        attempt = max(sub.attempts.get(ev.id, 1) for ev in batch)
+        started = time.time()
+        t0 = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            await self.invoke(batch, self.spec.timeout)
+        except Exception as exc:
+            error = exc
+        duration = time.perf_counter() - t0
+        if error is None:
+            status = "ok"
+        elif attempt > self.spec.retries:
+            status = "dead_lettered"
+        else:
+            status = "failed"
+        t = self.totals
+        t["invocations"] += 1
+        t[status] += 1
+        t["events"] += len(batch)
+        for ev in batch:
+            sub.attempts.pop(ev.id, None)
+            sub.settle(ev, error)
+        self.on_invocation(
+            Invocation(
+                trigger=self.spec.name,
+                replica=self.replica,
+                started=started,
+                duration=duration,
+                events=len(batch),
+                attempt=attempt,
+                status=status,
+                error=None if error is None else str(error),
+                totals=dict(t),
+            )
+        )
+
+    async def close(self) -> None:
+        """Stop the workers (events not yet acted on stay unacknowledged: the broker redelivers them)."""
+        self._closed = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        for task in list(self._workers):
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    def status(self) -> dict[str, Any]:
+        """Current concurrency, backlog and counters."""
+        return {
+            "workers": self.workers,
+            "busy": self.busy,
+            "backlog_batches": self._ready.qsize(),
+            "filling": len(self._filling),
+            "peak_workers": self.peak,
+            **self.totals,
+        }

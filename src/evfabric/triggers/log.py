@@ -1,0 +1,89 @@
+"""Invocation logs: every run of a trigger's action, kept in the fabric for a while.
+
+Runners publish one JSON record per invocation (see
+:class:`~evfabric.triggers.executor.Invocation`) on ``evf_trigger_log.<trigger>``; the stream
+``EVF_TRIGGER_LOG`` keeps the last :data:`KEEP_PER_TRIGGER` records of each trigger for a day.
+Each record carries its replica's running totals, so the sum of the newest record per replica is
+the trigger's count of invocations, successes, failures and dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from typing import Any
+
+import nats.js.errors as jserr
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy, StreamConfig
+
+from evfabric.triggers.executor import Invocation
+
+__all__ = ["KEEP_PER_TRIGGER", "ensure_log_stream", "publish_invocation", "read_log", "summarize"]
+
+STREAM = "EVF_TRIGGER_LOG"
+SUBJECT = "evf_trigger_log"
+KEEP_PER_TRIGGER = 200
+
+
+async def ensure_log_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create the log stream if it does not exist."""
+    try:
+        await js.stream_info(STREAM)
+    except jserr.NotFoundError:
+        try:
+            await js.add_stream(
+                StreamConfig(
+                    name=STREAM,
+                    subjects=[f"{SUBJECT}.>"],
+                    max_msgs_per_subject=KEEP_PER_TRIGGER,
+                    max_age=86400.0,
+                    num_replicas=replicas,
+                    description="evfabric trigger invocations",
+                )
+            )
+        except jserr.BadRequestError:
+            pass  # another replica created it meanwhile
+
+
+async def publish_invocation(nc: NatsClient, inv: Invocation) -> None:
+    """Send one record (fire and forget: the log is for people, not for delivery guarantees)."""
+    await nc.publish(f"{SUBJECT}.{inv.trigger}", json.dumps(asdict(inv)).encode())
+
+
+async def read_log(js: JetStreamContext, trigger: str, limit: int = 50, timeout: float = 2.0) -> list[dict[str, Any]]:
+    """The newest ``limit`` records of ``trigger``, oldest first."""
+    try:
+        info = await js.stream_info(STREAM, subjects_filter=f"{SUBJECT}.{trigger}")
+    except jserr.NotFoundError:
+        return []
+    count = (info.state.subjects or {}).get(f"{SUBJECT}.{trigger}", 0)
+    if not count:
+        return []
+    sub = await js.subscribe(
+        f"{SUBJECT}.{trigger}", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, stream=STREAM
+    )
+    records: list[dict[str, Any]] = []
+    try:
+        while len(records) < count:
+            msg = await asyncio.wait_for(sub.next_msg(timeout), timeout + 1)
+            records.append(json.loads(msg.data))
+    except (asyncio.TimeoutError, TimeoutError, Exception):
+        pass
+    finally:
+        await sub.unsubscribe()
+    return records[-limit:]
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Totals over replicas: the newest record of each replica carries its running totals."""
+    newest: dict[str, dict[str, int]] = {}
+    for rec in records:
+        newest[rec["replica"]] = rec.get("totals", {})
+    total: dict[str, int] = {}
+    for counts in newest.values():
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v
+    return total

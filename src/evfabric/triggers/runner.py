@@ -1,0 +1,224 @@
+"""The trigger runner: every enabled trigger, acting on its events; any number of replicas.
+
+    runner = TriggerRunner("nats://127.0.0.1:4222")
+    await runner.start()          # watches the definitions and runs them until stop()
+
+Each trigger gets a durable JetStream consumer named after it (``trigger_<name>``), shared by all
+replicas as a consumer group, so replicas share the work and a replica that dies leaves its
+unacknowledged events to the others. Definitions are watched in the fabric's key-value bucket:
+creating, updating, disabling or deleting a trigger takes effect on every replica within a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from datetime import datetime
+from typing import Any
+
+from evfabric.core.errors import ConfigError
+from evfabric.core.event import RELIABLE
+from evfabric.core.filters import Filter
+from evfabric.core.topics import Pattern
+from evfabric.fabric.aio import AsyncClient, connect_async
+from evfabric.fabric.subjects import pattern_filter
+from evfabric.triggers import log as invocation_log
+from evfabric.triggers.actions import resolve_action
+from evfabric.triggers.executor import Invocation, TriggerExecutor, TriggerSubscription
+from evfabric.triggers.spec import TriggerSpec
+from evfabric.triggers.store import TriggerStore
+
+__all__ = ["RunningTrigger", "TriggerRunner", "group_name"]
+
+log = logging.getLogger("evfabric.triggers")
+
+
+def group_name(trigger: str) -> str:
+    """The consumer group (durable consumer) a trigger's replicas share."""
+    return f"trigger_{trigger}"
+
+
+def _start_position(spec: TriggerSpec) -> Any:
+    if spec.start == "latest":
+        return "new"
+    if spec.start == "earliest":
+        return "earliest"
+    return datetime.fromisoformat(spec.start.replace("Z", "+00:00"))
+
+
+def _record_metrics(inv: Invocation) -> None:
+    try:
+        from evfabric.monitor import metrics
+    except ImportError:  # monitoring is optional for the runner
+        return
+    try:
+        metrics.TRIGGER_INVOCATIONS.labels(trigger=inv.trigger, status=inv.status).inc()
+    except Exception:  # never let metrics break an invocation
+        log.debug("could not record trigger metrics", exc_info=True)
+
+
+class RunningTrigger:
+    """One trigger running in this replica: its subscription and executor."""
+
+    def __init__(self, runner: TriggerRunner, spec: TriggerSpec) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.executor = TriggerExecutor(
+            spec,
+            resolve_action(spec.action, threads=None),
+            runner.replica,
+            runner._on_invocation,
+            idle_timeout=runner.idle_timeout,
+        )
+        # synchronous Python actions run on the executor's own pool (max_concurrency threads)
+        self.executor.invoke = resolve_action(spec.action, threads=self.executor.threads)
+        self.sub: TriggerSubscription | None = None
+
+    async def start(self) -> None:
+        client = self.runner.client
+        spec = self.spec
+        pat = Pattern(spec.pattern)
+        _, exact = pattern_filter(pat)
+        sub = TriggerSubscription(
+            client, pat, Filter(spec.filter) if spec.filter else None, group_name(spec.name), RELIABLE,
+            group_name(spec.name), exact,
+        )
+        sub.executor = self.executor
+        sub.attempts = {}
+        self.executor.sub = sub
+        ack_wait = spec.ack_wait if spec.ack_wait is not None else 2 * spec.timeout + 5.0
+        inflight = max(8, 2 * spec.max_concurrency * spec.batch_size)
+        await client._reliable(
+            sub, _start_position(spec), group_name(spec.name), spec.retries + 1, ack_wait, spec.backoff, True,
+            False, inflight, min(256, inflight),
+        )
+        client._subs.append(sub)
+        self.sub = sub
+        self.executor.start()
+
+    async def stop(self) -> None:
+        if self.sub is not None:
+            self.sub.active = False
+            await self.runner.client._stop_consumers(self.sub)
+            if self.sub in self.runner.client._subs:
+                self.runner.client._subs.remove(self.sub)
+        await self.executor.close()
+
+
+class TriggerRunner:
+    """Runs the enabled triggers of a fabric; start several (processes or hosts) for HA and scale."""
+
+    def __init__(self, url: str | list[str], *, replica: str | None = None, idle_timeout: float = 1.0, **client_options: Any) -> None:
+        self.url = url
+        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{id(self) & 0xFFFF:x}"
+        self.idle_timeout = idle_timeout
+        self.client_options = client_options
+        self.client: AsyncClient = None  # type: ignore[assignment]
+        self.store: TriggerStore = None  # type: ignore[assignment]
+        self.running: dict[str, RunningTrigger] = {}
+        self.recent: list[Invocation] = []
+        self._watch_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect, load the definitions, start the enabled triggers, and keep watching."""
+        options = {"source": f"trigger-runner-{self.replica}", "mode": "asyncio", **self.client_options}
+        self.client = await connect_async(self.url, **options)
+        self.store = TriggerStore(self.client.js)
+        await invocation_log.ensure_log_stream(self.client.js)
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch(), name="trigger-watch")
+        for spec in await self.store.list():
+            await self._apply(spec.name, spec)
+        self._ready.set()
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async for name, spec in self.store.watch():
+                    await self._apply(name, spec)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("trigger definitions watch failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _apply(self, name: str, spec: TriggerSpec | None) -> None:
+        async with self._lock:
+            current = self.running.get(name)
+            if current is not None and spec is not None and current.spec == spec:
+                return
+            if current is not None:
+                await current.stop()
+                del self.running[name]
+            if spec is None or not spec.enabled:
+                return
+            rt = RunningTrigger(self, spec)
+            try:
+                await rt.start()
+            except Exception as exc:
+                log.error("trigger %s could not start: %r", name, exc)
+                await rt.executor.close()
+                return
+            self.running[name] = rt
+
+    def _on_invocation(self, inv: Invocation) -> None:
+        self.recent.append(inv)
+        if len(self.recent) > 1000:
+            del self.recent[:500]
+        _record_metrics(inv)
+        if inv.status != "ok":
+            log.warning("trigger %s invocation %s (attempt %d): %s", inv.trigger, inv.status, inv.attempt, inv.error)
+        self.client.call_on_loop(lambda: asyncio.ensure_future(invocation_log.publish_invocation(self.client.nc, inv)))
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per running trigger: workers, backlog and counters in this replica."""
+        return {name: rt.executor.status() for name, rt in self.running.items()}
+
+    async def stop(self) -> None:
+        """Stop every trigger and disconnect (unfinished events are redelivered to other replicas)."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        for rt in list(self.running.values()):
+            await rt.stop()
+        self.running.clear()
+        if self.client is not None:
+            await self.client.close()
+
+
+class RunnerThread:
+    """A :class:`TriggerRunner` on its own event-loop thread, for synchronous programs and tests."""
+
+    def __init__(self, url: str | list[str], **options: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="trigger-runner", daemon=True)
+        self.thread.start()
+        self.runner = TriggerRunner(url, **options)
+        self._call(self.runner.start(), 30)
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return self._call(self._status(), 10)
+
+    async def _status(self) -> dict[str, dict[str, Any]]:
+        return self.runner.status()
+
+    def stop(self) -> None:
+        try:
+            self._call(self.runner.stop(), 30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def check_url(url: str) -> str:
+    """Refuse an obviously wrong URL early, with the reason."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"a broker URL looks like nats://host:port, got {url!r}")
+    return url
