@@ -393,6 +393,26 @@ class AsyncClient:
                 await consumer.start()
                 sub.consumers.append(consumer)
 
+    async def attach(self, sub: FabricSubscription, *, start: Start = None, max_deliver: int = 5,
+                     ack_wait: float = 30.0, redeliver_delay: float = 0.1, dead_letter: bool = True,
+                     ordered: bool | None = None, max_inflight: int = 256, pull_batch: int = 64) -> None:
+        """Feed a reliable subscription built by the caller from durable consumers.
+
+        For runners that handle events their own way (a :class:`FabricSubscription` subclass that
+        overrides ``_dispatch`` and calls ``settle``), e.g. triggers. The consumers are named after
+        ``sub.group`` (or ``sub.name``); :meth:`detach` or :meth:`close` stops them.
+        """
+        await self._reliable(sub, start, sub.group or sub.name, max_deliver, ack_wait, redeliver_delay, dead_letter,
+                             ordered, max_inflight, pull_batch)
+        self._subs.append(sub)
+
+    async def detach(self, sub: FabricSubscription) -> None:
+        """Stop feeding a subscription given to :meth:`attach` (a group's consumers stay on the broker)."""
+        sub.active = False
+        if sub in self._subs:
+            self._subs.remove(sub)
+        await self._stop_consumers(sub)
+
     def _forget(self, sub: FabricSubscription) -> None:
         """A subscription ended locally: stop its broker side (called by ``unsubscribe``)."""
         if sub in self._subs:

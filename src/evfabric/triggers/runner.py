@@ -91,20 +91,16 @@ class RunningTrigger:
         self.executor.sub = sub
         ack_wait = spec.ack_wait if spec.ack_wait is not None else 2 * spec.timeout + 5.0
         inflight = max(8, 2 * spec.max_concurrency * spec.batch_size)
-        await client._reliable(
-            sub, _start_position(spec), group_name(spec.name), spec.retries + 1, ack_wait, spec.backoff, True,
-            False, inflight, min(256, inflight),
+        await client.attach(
+            sub, start=_start_position(spec), max_deliver=spec.retries + 1, ack_wait=ack_wait,
+            redeliver_delay=spec.backoff, ordered=False, max_inflight=inflight, pull_batch=min(256, inflight),
         )
-        client._subs.append(sub)
         self.sub = sub
         self.executor.start()
 
     async def stop(self) -> None:
         if self.sub is not None:
-            self.sub.active = False
-            await self.runner.client._stop_consumers(self.sub)
-            if self.sub in self.runner.client._subs:
-                self.runner.client._subs.remove(self.sub)
+            await self.runner.client.detach(self.sub)
         await self.executor.close()
 
 
