@@ -34,7 +34,7 @@ class JobConfig:
     relay_mode: str = "batch"
     relay_interval: float = 0.05
     loss: float = 0.0
-    poll_interval: float = 0.5
+    poll_interval: float = 0.1
     misses: int = 3
     request_timeout: float = 2.0
     timeout: float = 300.0

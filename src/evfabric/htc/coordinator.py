@@ -134,7 +134,10 @@ class EventCoordinator(Coordinator):
 
     async def start(self) -> None:
         await self.transport.subscribe(up_pattern(self.job), self._on_message)
-        if self.heartbeat > 0:
+
+    async def assign(self) -> None:
+        await super().assign()
+        if self.heartbeat > 0:  # silence counts from the moment the job starts
             self._spawn(self._watch())
 
     def _on_message(self, topic: str, body: Body) -> None:
@@ -242,4 +245,7 @@ class PollingCoordinator(Coordinator):
             await asyncio.sleep(max(0.0, self.interval - took))
 
     def counters(self) -> dict[str, int]:
-        return {**super().counters(), "rounds": self.rounds, "marked_unreachable": self.marked_unreachable}
+        rounds = sorted(self.round_times)
+        median_ms = int(1000 * rounds[len(rounds) // 2]) if rounds else 0
+        return {**super().counters(), "rounds": self.rounds, "round_ms_median": median_ms,
+                "marked_unreachable": self.marked_unreachable}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -120,6 +121,7 @@ class Worker:
             HostMetrics(seed) if config.host_metrics else SimulatedMetrics(self.utilisation, seed)
         )
         self.alive = False
+        self._rng = random.Random(seed)
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class Worker:
 
     def _every(self, period: float, action: Callable[[], Awaitable[None]]) -> None:
         async def loop() -> None:
+            await asyncio.sleep(self._rng.uniform(0.0, period))  # nodes do not tick in step
             while True:
                 await asyncio.sleep(period)
                 await action()
