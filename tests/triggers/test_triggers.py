@@ -265,3 +265,26 @@ def test_killing_one_of_two_replicas_loses_nothing(broker_session, fabric, out):
                     p.wait(15)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+def test_cli_create_list_describe_delete(broker_session, out):
+    from typer.testing import CliRunner
+
+    from evfabric.cli import app
+
+    cli = CliRunner()
+    root = unique("cli")
+    url = ["--url", broker_session.url]
+    r = cli.invoke(app, ["trigger", "create", f"{root}-c", "--pattern", f"{root}.*", "--python", "trigger_actions:record",
+                         "--filter", "body.i > 1", "--max-concurrency", "4", *url])
+    assert r.exit_code == 0, r.output
+    r = cli.invoke(app, ["trigger", "list", "--json", *url])
+    assert any(t["name"] == f"{root}-c" and t["filter"] == "body.i > 1" for t in json.loads(r.output))
+    r = cli.invoke(app, ["trigger", "describe", f"{root}-c", *url])
+    assert json.loads(r.output)["definition"]["max_concurrency"] == 4
+    r = cli.invoke(app, ["trigger", "create", f"{root}-bad", "--pattern", f"{root}.*", "--python", "nope_mod:f", *url])
+    assert r.exit_code == 1 and "cannot import module" in r.output
+    r = cli.invoke(app, ["trigger", "delete", f"{root}-c", *url])
+    assert r.exit_code == 0
+    r = cli.invoke(app, ["trigger", "describe", f"{root}-c", *url])
+    assert r.exit_code == 1 and "no trigger named" in r.output

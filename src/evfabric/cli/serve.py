@@ -27,7 +27,7 @@ from evfabric.fabric.server import BrokerServer
 from evfabric.fabric.server_config import ClusterSettings, ServerSettings
 
 #: Modules that may provide a service started with ``evfabric serve`` (see module docstring).
-SERVICE_MODULES: list[str] = ["evfabric.access.web", "evfabric.web", "evfabric.monitor.web"]
+SERVICE_MODULES: list[str] = ["evfabric.access.web", "evfabric.web", "evfabric.monitor.web", "evfabric.triggers.service"]
 
 DEFAULT_DATA_DIR = Path(".evfabric") / "broker"
 
