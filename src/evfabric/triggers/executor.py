@@ -20,12 +20,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from evfabric.core.event import Event
 from evfabric.fabric.subscription import FabricSubscription
-from evfabric.triggers.actions import Invoke
+from evfabric.triggers.actions import ActionFailed, Invoke
 from evfabric.triggers.spec import TriggerSpec
 
 if TYPE_CHECKING:
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Invocation", "TriggerExecutor", "TriggerSubscription"]
 
 
-@dataclass
-class Invocation:
+class Invocation(msgspec.Struct, kw_only=True):
     """One run of the action: what it was given, how it ended."""
 
     trigger: str
@@ -46,7 +46,24 @@ class Invocation:
     attempt: int
     status: str  # ok | failed (will be retried) | dead_lettered
     error: str | None = None
-    totals: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, int] = {}
+
+
+GROUP_LIMIT = 64  # invocations one thread hop may run back to back
+
+
+def _run_all(blocking: Any, group: list[list[Event]]) -> list[tuple[float, float, BaseException | None]]:
+    """Run invocations one after the other in this (worker) thread; each one's start, duration, error."""
+    out: list[tuple[float, float, BaseException | None]] = []
+    for batch in group:
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            blocking.run(batch)
+            out.append((started, time.perf_counter() - t0, None))
+        except Exception as exc:
+            out.append((started, time.perf_counter() - t0, exc))
+    return out
 
 
 class TriggerSubscription(FabricSubscription):
@@ -142,6 +159,7 @@ class TriggerExecutor:
 
     async def _work(self) -> None:
         me = asyncio.current_task()
+        blocking = getattr(self.invoke, "blocking", None)
         try:
             while not self._closed:
                 try:
@@ -152,17 +170,25 @@ class TriggerExecutor:
                     continue
                 self.busy += 1
                 try:
-                    await self._run(batch)
+                    if blocking is None:
+                        await self._run(batch)
+                    else:
+                        await self._run_blocking(blocking, self._group(batch))
                 finally:
                     self.busy -= 1
         finally:
             self._workers.discard(me)  # type: ignore[arg-type]
             self._note()
 
+    def _group(self, first: list[Event]) -> list[list[Event]]:
+        """This worker's fair share of the waiting batches (one hop to the thread for all)."""
+        share = min(GROUP_LIMIT, -(-self._ready.qsize() // self.spec.max_concurrency))
+        group = [first]
+        while len(group) <= share and not self._ready.empty():
+            group.append(self._ready.get_nowait())
+        return group
+
     async def _run(self, batch: list[Event]) -> None:
-        sub = self.sub
-        assert sub is not None
-        attempt = max(sub.attempts.get(ev.id, 1) for ev in batch)
         started = time.time()
         t0 = time.perf_counter()
         error: BaseException | None = None
@@ -170,7 +196,23 @@ class TriggerExecutor:
             await self.invoke(batch, self.spec.timeout)
         except Exception as exc:
             error = exc
-        duration = time.perf_counter() - t0
+        self._finish(batch, started, time.perf_counter() - t0, error)
+
+    async def _run_blocking(self, blocking: Any, group: list[list[Event]]) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self.spec.timeout * len(group)
+        try:
+            results = await asyncio.wait_for(loop.run_in_executor(self.threads, _run_all, blocking, group), timeout)
+        except TimeoutError:
+            failed = ActionFailed(f"{self.spec.action.target} timed out after {self.spec.timeout}s per invocation")
+            results = [(time.time(), timeout, failed)] * len(group)
+        for batch, (started, duration, error) in zip(group, results):
+            self._finish(batch, started, duration, error)
+
+    def _finish(self, batch: list[Event], started: float, duration: float, error: BaseException | None) -> None:
+        sub = self.sub
+        assert sub is not None
+        attempt = max(sub.attempts.get(ev.id, 1) for ev in batch)
         if error is None:
             status = "ok"
         elif attempt > self.spec.retries:

@@ -117,6 +117,8 @@ class TriggerRunner:
         self.running: dict[str, RunningTrigger] = {}
         self.recent: list[Invocation] = []
         self._watch_task: asyncio.Task[None] | None = None
+        self._log_task: asyncio.Task[None] | None = None
+        self._unlogged: dict[str, list[Invocation]] = {}
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -127,6 +129,7 @@ class TriggerRunner:
         self.store = TriggerStore(self.client.js)
         await invocation_log.ensure_log_stream(self.client.js)
         self._watch_task = asyncio.get_running_loop().create_task(self._watch(), name="trigger-watch")
+        self._log_task = asyncio.get_running_loop().create_task(self._log_loop(), name="trigger-log")
         for spec in await self.store.list():
             await self._apply(spec.name, spec)
         self._ready.set()
@@ -168,7 +171,20 @@ class TriggerRunner:
         _record_metrics(inv)
         if inv.status != "ok":
             log.warning("trigger %s invocation %s (attempt %d): %s", inv.trigger, inv.status, inv.attempt, inv.error)
-        self.client.call_on_loop(lambda: asyncio.ensure_future(invocation_log.publish_invocation(self.client.nc, inv)))
+        self._unlogged.setdefault(inv.trigger, []).append(inv)
+
+    async def _log_loop(self) -> None:
+        while True:
+            await asyncio.sleep(invocation_log.FLUSH_EVERY)
+            await self._flush_log()
+
+    async def _flush_log(self) -> None:
+        pending, self._unlogged = self._unlogged, {}
+        for trigger, records in pending.items():
+            try:
+                await invocation_log.publish_invocations(self.client.nc, trigger, records)
+            except Exception:
+                log.debug("could not publish invocation log of %s", trigger, exc_info=True)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per running trigger: workers, backlog and counters in this replica."""
@@ -176,12 +192,15 @@ class TriggerRunner:
 
     async def stop(self) -> None:
         """Stop every trigger and disconnect (unfinished events are redelivered to other replicas)."""
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            await asyncio.gather(self._watch_task, return_exceptions=True)
+        for task in (self._watch_task, self._log_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for rt in list(self.running.values()):
             await rt.stop()
         self.running.clear()
+        if self.client is not None:
+            await self._flush_log()
         if self.client is not None:
             await self.client.close()
 
