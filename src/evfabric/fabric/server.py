@@ -193,15 +193,23 @@ class BrokerServer:
             self._log_offset = log.tell()
             log.write(f"--- evfabric: starting {self.binary} -c {self.config_path}\n".encode())
             log.flush()
-            # own session: Ctrl-C in a terminal reaches evfabric, which then stops the server
-            self._proc = subprocess.Popen(
-                [str(self.binary), "-c", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        _LIVE.add(self)
+            # Hold SIGINT/SIGTERM until the process is recorded, so that a Ctrl-C arriving
+            # mid-spawn cannot leave an untracked server behind. (The Go runtime unblocks
+            # these signals in the child, so nats-server still gets them.)
+            held = {signal.SIGINT, signal.SIGTERM}
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            try:
+                # own session: Ctrl-C in a terminal reaches evfabric, which then stops the server
+                self._proc = subprocess.Popen(
+                    [str(self.binary), "-c", str(self.config_path)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                _LIVE.add(self)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         return self
 
     def start(self, timeout: float | None = None) -> BrokerServer:
