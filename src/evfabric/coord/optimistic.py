@@ -14,6 +14,7 @@ the outside world) and their snapshots freed (fossil collection).
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from heapq import heappop, heappush
 from typing import Any
 
@@ -25,7 +26,11 @@ from evfabric.core.errors import CausalityError
 __all__ = ["run_optimistic"]
 
 Event = tuple[Any, ...]
-Record = tuple[Event, Any, list[Event], list[Any]]  # event, snapshot before, sent, emitted
+Record = list[Any]  # [event, snapshot before it, events it sent, its emitted records or None]
+
+
+def _ts(record: Record) -> float:
+    return record[0][0]
 
 
 class TimeWarp:
@@ -40,6 +45,8 @@ class TimeWarp:
         self.antibox: list[list[Event]] = [[] for _ in range(kernel.size)]
         self._retract: list[Event] = []  # local events to annihilate (a work list, no recursion)
         self._committed_last: dict[int, Event] = {}
+        self._emitters: set[int] = set()  # tasks that ever emitted: only their records are scanned at commit
+        self._remote = [0]  # remote sends not (yet) retracted: at the end, the committed ones
         for i in kernel.mine:
             task = kernel.tasks[i]
             assert task is not None
@@ -48,7 +55,7 @@ class TimeWarp:
 
     def _make_send(self, task: Task) -> Any:
         heap, owner, me, outbox, i = self.k.heap, self.k.owner, self.k.rank, self.k.outbox, task.id
-        last = self.last
+        last, remote = self.last, self._remote
         seq = self.k.seqs[i]  # never rewound: re-sent events get fresh ids
 
         def send(dst: int, kind: str, data: Any = None, delay: float = 0.0) -> None:
@@ -66,13 +73,19 @@ class TimeWarp:
                 heappush(heap, ev)
             else:
                 outbox[pe].append(ev)
+                remote[0] += 1
 
         return send
 
-    @staticmethod
-    def _make_emit(task: Task) -> Any:
+    def _make_emit(self, task: Task) -> Any:
+        emitters = self._emitters
+
         def emit(record: Any) -> None:
-            task._rec[3].append(record)  # type: ignore[attr-defined]
+            rec = task._rec  # type: ignore[attr-defined]
+            if rec[3] is None:
+                rec[3] = []
+                emitters.add(task.id)
+            rec[3].append(record)
 
         return emit
 
@@ -94,7 +107,7 @@ class TimeWarp:
                 break
             d = ev[4]
             task = tasks[d]
-            rec: Record = (ev, task.save(), [], [])  # type: ignore[union-attr]
+            rec: Record = [ev, task.save(), [], None]  # type: ignore[union-attr]
             task._rec = rec  # type: ignore[union-attr]
             history[d].append(rec)
             last[d] = ev
@@ -150,6 +163,7 @@ class TimeWarp:
                 else:
                     self.antibox[pe].append(s[:5])
                     self.k.stats.anti_messages += 1
+                    self._remote[0] -= 1
         self.k.stats.rolled_back += len(undone)
         self.last[d] = h[-1][0] if h else self._committed_last.get(d, (-INF,))
         # A task whose earlier records are fossil-collected keeps its last committed event.
@@ -159,24 +173,19 @@ class TimeWarp:
     def fossil_collect(self, gvt: float) -> None:
         """Commit every record below ``gvt``: release its outputs, count it, free its snapshot."""
         k = self.k
-        owner, me, outputs, counts = k.owner, k.rank, k.outputs, k.counts
-        remote = 0
+        outputs, counts = k.outputs, k.counts
         for d in k.mine:
             h = self.history[d]
-            n = 0
-            for ev, _, sent, emitted in h:
-                if ev[0] >= gvt:
-                    break
-                n += 1
-                for record in emitted:
-                    outputs.append((ev[:4], record))
-                for s in sent:
-                    remote += owner[s[4]] != me
-            if n:
-                self._committed_last[d] = h[n - 1][0]
-                counts[d] += n
-                del h[:n]
-        k.stats.remote += remote
+            if not h or h[0][0][0] >= gvt:
+                continue
+            n = len(h) if h[-1][0][0] < gvt else bisect_left(h, gvt, key=_ts)
+            if d in self._emitters:
+                for ev, _, _, emitted in h[:n]:
+                    if emitted:
+                        outputs.extend((ev[:4], record) for record in emitted)
+            self._committed_last[d] = h[n - 1][0]
+            counts[d] += n
+            del h[:n]
 
 
 def run_optimistic(
@@ -227,4 +236,5 @@ def run_optimistic(
         stats.rounds += 1
         if gvt >= end:
             break
+    stats.remote = tw._remote[0]
     return kernel.finish(until)
