@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 from evfabric.access.policy import nats_permissions
-from evfabric.access.store import AccessStore
+from evfabric.access.store import DB_NAME, AccessStore
 from evfabric.access.tokens import bcrypt_hash
 
-__all__ = ["LOCKED_USER", "authorization_section"]
+__all__ = ["LOCKED_USER", "authorization_section", "enforce_configured_store"]
 
 LOCKED_USER = "evfabric-locked"
 _LOCKED_HASH = bcrypt_hash("evf_" + secrets.token_urlsafe(32))
@@ -45,3 +46,16 @@ def authorization_section(store: AccessStore, *, now: float | None = None, priva
         users.append({"user": LOCKED_USER, "password": _LOCKED_HASH,
                       "permissions": {"publish": {"deny": [">"]}, "subscribe": {"deny": [">"]}}})
     return {"users": users, "timeout": auth_timeout}
+
+
+def enforce_configured_store(settings: Any, conf: dict[str, Any]) -> None:
+    """A global config hook for ``evfabric serve``: a server whose data directory holds an
+    access store with identities gets its ``authorization`` section from the very first start
+    (no moment without authorization). Servers without a store are left alone; the store file
+    is never created here."""
+    path = Path(settings.data_dir) / DB_NAME
+    if "authorization" in conf or not path.is_file():
+        return
+    store = AccessStore(path)
+    if store.list_identities():
+        conf["authorization"] = authorization_section(store)

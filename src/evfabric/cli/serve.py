@@ -135,10 +135,14 @@ def _run(servers: list[BrokerServer], start: Callable[[], object], web: bool, co
         if len(servers) > 1:
             console.print(f"cluster URLs: [bold]{','.join(s.url for s in servers)}[/bold]")
         if web:
+            # with access control on, the services connect as evfabric-serve (credentials in the URL)
+            from evfabric.access.internal import service_url
+
+            url = service_url(servers[0].url, servers[0].data_dir)
             for mod, start_service in _services(console):
                 # a service that asks for the servers (access control reloads them) gets them
                 extra = {"servers": servers} if "servers" in inspect.signature(start_service).parameters else {}
-                stops.append(start_service(servers[0].url, monitor_url=servers[0].monitor_url, **extra))
+                stops.append(start_service(url, monitor_url=servers[0].monitor_url, **extra))
                 console.print(f"started {mod}")
         console.print("[dim]Ctrl-C to stop[/dim]")
         code = _wait_foreground(servers, console)

@@ -7,8 +7,8 @@
 :func:`start_with_broker` is what ``evfabric serve`` calls once its broker runs (see
 ``evfabric.cli.serve``). It builds the app on the access store of the broker's data directory,
 and, when that store holds identities, enforces it on the broker (:class:`AccessControl`); the
-monitoring routes get a monitor of the broker (connecting with a service token of its own when
-access control is on). The port is ``$EVFABRIC_WEB_PORT``, else 8080, else a free one.
+monitoring routes get a monitor of the broker (``broker_url`` carries the credentials of
+``evfabric-serve`` when access control is on, see :mod:`evfabric.access.internal`). The port is ``$EVFABRIC_WEB_PORT``, else 8080, else a free one.
 """
 
 from __future__ import annotations
@@ -20,24 +20,22 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
 
 from evfabric.access.control import AccessControl
-from evfabric.access.model import IdentityKind
+from evfabric.access.internal import access_enabled, service_url
 from evfabric.access.store import AccessStore
-from evfabric.core.errors import AlreadyExists, BrokerUnavailable
+from evfabric.core.errors import BrokerUnavailable
 from evfabric.fabric.server import BrokerServer
 from evfabric.fabric.server_config import free_port
 from evfabric.web.app import create_app
 
-__all__ = ["DEFAULT_WEB_PORT", "SERVICE_IDENTITY", "WebServer", "start_web", "start_with_broker"]
+__all__ = ["DEFAULT_WEB_PORT", "WebServer", "start_web", "start_with_broker"]
 
 DEFAULT_WEB_PORT = 8080
-#: The administrator service identity ``evfabric serve`` uses for its own broker connections.
-SERVICE_IDENTITY = "evfabric-serve"
 
 
 class WebServer:
@@ -94,23 +92,6 @@ def _port_free(host: str, port: int) -> bool:
             return False
 
 
-def _with_credentials(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{user}:{password}@{parts.hostname}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def _service_token(store: AccessStore) -> tuple[str, str]:
-    """A fresh admin token for ``evfabric serve``'s own connections: (token id, secret)."""
-    try:
-        store.create_identity(SERVICE_IDENTITY, IdentityKind.SERVICE, admin=True,
-                              description="evfabric serve's own connections (monitoring)")
-    except AlreadyExists:
-        pass
-    issued = store.issue_token(SERVICE_IDENTITY, description="evfabric serve session")
-    return issued.info.id, issued.secret
-
-
 def start_with_broker(broker_url: str, *, monitor_url: str, servers: Sequence[BrokerServer] = (),
                       data_dir: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
                       port: int | None = None) -> Callable[[], None]:
@@ -122,16 +103,16 @@ def start_with_broker(broker_url: str, *, monitor_url: str, servers: Sequence[Br
     if data_dir is None and servers:
         data_dir = servers[0].data_dir
     store = AccessStore.in_dir(Path(data_dir)) if data_dir is not None else None
-    control: AccessControl | None = None
-    tap_url: str | None = broker_url
     cleanups: list[Callable[[], None]] = []
-    if store is not None and store.list_identities() and servers:
-        control = AccessControl(store)
-        token_id, secret = _service_token(store)
-        for srv in servers:
-            control.attach(srv)
-        tap_url = _with_credentials(broker_url, token_id, secret)
-        cleanups += [lambda: store.revoke_token(token_id), control.close]
+    tap_url = broker_url
+    if data_dir is not None and access_enabled(data_dir) and store is not None:
+        if servers:
+            control = AccessControl(store)
+            for srv in servers:
+                control.attach(srv)
+            cleanups.append(control.close)
+        if urlsplit(broker_url).password is None:  # an older serve gave the bare URL
+            tap_url = service_url(broker_url, data_dir)
         print(f"access control on: {len(store.list_identities())} identities in {store.path}")
     elif store is not None:
         print(f"access control off (no identities in {store.path}); `evfabric user create NAME --admin` turns it on")
