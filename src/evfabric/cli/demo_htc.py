@@ -73,7 +73,9 @@ def comparison_table(results: dict[str, Any]) -> Table:
     evc, poc = ev.counters, po.counters
     table.add_row("gaps found / polling rounds", f"{evc['gaps']} ({evc['snapshots']} snapshots)",
                   f"{poc['rounds']} (median {poc['round_ms_median']} ms)", "")
-    table.caption = (f"events: emit={c.worker.emit} every {c.worker.interval} s, heartbeat {c.worker.heartbeat} s, "
+    how = {"each": "each change", "interval": f"every {c.worker.interval} s", "count": f"every {c.worker.count} changes",
+           "assignment": "each finished assignment"}[c.worker.emit]
+    table.caption = (f"events: emit={c.worker.emit} ({how}), heartbeat {c.worker.heartbeat} s, "
                      f"relays={c.relays}, loss={c.loss}; polling: one worker after another, a round every "
                      f"{c.poll_interval} s (back to back when a round takes longer)")
     return table
@@ -84,7 +86,8 @@ def htc(
     workers: int = typer.Option(50, min=1, help="simulated worker nodes"),
     task_time: float = typer.Option(0.1, min=0.0, help="mean task duration, seconds (time-compressed)"),
     slots: int = typer.Option(4, min=1, help="tasks a worker runs at once"),
-    emit: str = typer.Option("interval", help="each | interval | count | assignment"),
+    emit: str = typer.Option("each", help="events: each (a message per change, batched by the fabric client "
+                             "when they pile up) | interval | count | assignment"),
     interval: float = typer.Option(0.1, min=0.001, help="events: seconds between a worker's task messages"),
     count: int = typer.Option(50, min=1, help="events, emit=count: changes per message"),
     poll_interval: float = typer.Option(-1.0, help="polling: seconds from round to round (default: --interval)"),
