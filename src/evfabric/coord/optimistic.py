@@ -193,7 +193,7 @@ def run_optimistic(
     owner: list[int],
     transport: Any,
     until: float,
-    batch: int = 4096,
+    batch: int = 512,
     window: float = INF,
 ) -> PEResult:
     """One PE's share of an optimistic run.
