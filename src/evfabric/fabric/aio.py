@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from itertools import count
+from itertools import count, islice
 from typing import Any, Coroutine, TypeVar
 
 import msgspec
@@ -31,7 +31,7 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 
 from evfabric.core.errors import BrokerUnavailable, ConfigError, NotFound, QueueFull, ServiceClosed
-from evfabric.core.event import BEST_EFFORT, RELIABLE, Body, Event, check_body, new_id
+from evfabric.core.event import BEST_EFFORT, RELIABLE, Body, Event, check_body, flat_bodies, new_id, new_ids, stamp
 from evfabric.core.filters import Filter
 from evfabric.core.topics import MANY, ONE, Pattern, check_publishable
 from evfabric.fabric.batching import Batcher, Ticket
@@ -44,7 +44,6 @@ from evfabric.fabric.streams import (
 )
 from evfabric.fabric.subjects import intersect, partition_of, pattern_filter, pattern_reaches, topic_subject
 from evfabric.fabric.subscription import Delivery, FabricSubscription
-from evfabric.local import framework_events as cca
 from evfabric.local.service import EventService
 
 __all__ = ["AsyncClient", "FabricStats", "connect_async"]
@@ -142,11 +141,10 @@ class AsyncClient:
             raise ServiceClosed("the fabric client is closed")
         check_publishable(topic)
         body = {} if body is None else check_body(body)
-        now = time.time()
         if header:
-            return self.local._event_with_header(topic, body, now, header)
-        return Event(id=new_id(now), topic=topic, source=self.source, time=round(now, 6),
-                     seq=next(self.local._seq), body=body)
+            return self.local._event_with_header(topic, body, header)
+        eid, now = stamp()
+        return Event(id=eid, topic=topic, source=self.source, time=now, seq=next(self.local._seq), body=body)
 
     def route(self, event: Event, delivery: str | None) -> tuple[str, str]:
         """(subject, mode) for ``event``; stamps the mode in ``event.delivery``."""
@@ -200,19 +198,23 @@ class AsyncClient:
 
     def build_many(self, topic: str, bodies: Iterable[Body], header: dict[str, Any]) -> list[Event]:
         """Events for ``bodies`` on one topic, all with the same header fields and timestamp."""
-        events: list[Event] = []
-        it = iter(bodies)
-        first = next(it, None)
-        if first is None:
-            return events
-        t = self.build(topic, first, header)  # validates topic and header once
-        events.append(t)
-        seq, now = self.local._seq, t.time
-        for body in it:
-            check_body(body)
-            events.append(Event(id=new_id(now), topic=topic, source=t.source, time=now, type=t.type,
-                                seq=next(seq), delivery=t.delivery, ttl=t.ttl, key=t.key, extra=t.extra, body=body))
-        return events
+        bodies = bodies if isinstance(bodies, list) else list(bodies)
+        if not bodies:
+            return []
+        t = self.build(topic, bodies[0], header)  # validates topic and header once
+        rest = bodies[1:]
+        if not flat_bodies(rest):  # nested values (or garbage): the full check, per body
+            for body in rest:
+                check_body(body)
+        # One comprehension over pre-drawn ids and sequence numbers: a loop with calls per
+        # event cost twice as much.
+        n, now, source, etype, mode = len(rest), t.time, t.source, t.type, t.delivery
+        ttl, key, extra = t.ttl, t.key, t.extra
+        return [t] + [
+            Event(id=eid, topic=topic, source=source, time=now, type=etype, seq=seq, delivery=mode, ttl=ttl, key=key,
+                  extra=extra, body=body)
+            for eid, seq, body in zip(new_ids(n, now), islice(self.local._seq, n), rest)
+        ]
 
     # -- publishing (asyncio) -----------------------------------------------------------------------
 
@@ -344,11 +346,8 @@ class AsyncClient:
         else:
             await self._reliable(sub, start, name, max_deliver, ack_wait, redeliver_delay, dead_letter, ordered,
                                  max_inflight, pull_batch)
-        with self.local._lock:  # register with the local service: its dispatch calls the listeners
-            sub._handle = self.local._index.add(pat, sub)
+        self.local.add_subscription(sub)  # the local service's dispatch calls the listeners
         self._subs.append(sub)
-        self.local._emit(cca.SUBSCRIPTION_ADDED, {"subscription": sub.name, "pattern": pat.text,
-                                                   "filter": flt.expression if flt else None})
         return sub
 
     async def _topics_for(self, pat: Pattern) -> list[TopicConfig]:
@@ -535,11 +534,11 @@ class AsyncClient:
             for (reason, unit, topic), n in drops.items():
                 by.setdefault((reason, unit), {})[topic] = n
             for (reason, unit), topics in by.items():
-                self.local._emit(DROPPED, {"reason": reason, "unit": unit, "count": sum(topics.values()),
+                self.local.emit(DROPPED, {"reason": reason, "unit": unit, "count": sum(topics.values()),
                                            "topics": topics})
         if self._garbage:
             garbage, self._garbage = self._garbage, collections.Counter()
-            self.local._emit(GARBAGE, {"count": sum(garbage.values()), "subjects": dict(garbage),
+            self.local.emit(GARBAGE, {"count": sum(garbage.values()), "subjects": dict(garbage),
                                        "error": self._garbage_error})
 
     # -- connection events ------------------------------------------------------------------------

@@ -109,6 +109,11 @@ class FabricSubscription(Subscription):
         """The user's listeners, in call order."""
         return self._user
 
+    @property
+    def filter_expression(self) -> str | None:
+        """The CEL filter's text, or None (announced in ``cca.subscription.added``)."""
+        return self._flt.expression if self._flt is not None else None
+
     def add_listener(self, listener: Listener) -> Listener:
         """Call ``listener(event)`` for every matching event from now on; returns it (decorator use)."""
         if not callable(listener):
@@ -202,17 +207,15 @@ class FabricSubscription(Subscription):
         return True
 
     def hand_best_effort(self, events: list[Event]) -> None:
-        """Queue received best-effort events for the listeners."""
-        submit = self._client.local.dispatcher.submit_to
-        exact, match = self.exact, self.pattern.matches
+        """Queue received best-effort events for the listeners (one hand-off per message)."""
         self.stats.received += len(events)
-        n = 0
-        for ev in events:
-            if exact or match(ev.topic):
-                submit(ev, self)
-                n += 1
-        self.stats.handed += n
-        self.stats.filtered += len(events) - n
+        if not self.exact:
+            match = self.pattern.matches
+            chosen = [ev for ev in events if match(ev.topic)]
+            self.stats.filtered += len(events) - len(chosen)
+            events = chosen
+        self.stats.handed += len(events)
+        self._client.local.dispatcher.submit_many_to(events, self)
 
     def hand_reliable(self, delivery: Delivery) -> None:
         """Queue a message's events for the listeners; ``delivery.ack`` runs when all are settled."""
@@ -231,9 +234,7 @@ class FabricSubscription(Subscription):
     def _dispatch(self, events: list[Event]) -> None:
         """Hand admitted reliable events to whatever calls the listeners: the local service here;
         subclasses (trigger executors) may run them their own way and then call :meth:`settle`."""
-        submit = self._client.local.dispatcher.submit_to
-        for ev in events:
-            submit(ev, self)
+        self._client.local.dispatcher.submit_many_to(events, self)
 
     def settle(self, event: Event, error: BaseException | None = None) -> None:
         """Record that ``event`` was handled (``error`` None) or failed; acknowledges its message

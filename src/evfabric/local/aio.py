@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from evfabric.core.errors import QueueFull, ServiceClosed
@@ -37,6 +38,7 @@ class AsyncioDispatcher(Dispatcher):
         self._idle: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._room = threading.Condition()
+        self._extra = 0  # events queued in targeted batches beyond one per queue item
         self._closed = False
         if loop is None:
             try:
@@ -71,7 +73,7 @@ class AsyncioDispatcher(Dispatcher):
     def submit(self, event: Event) -> None:
         if self._closed:
             raise ServiceClosed("the event service is closed")
-        if len(self._queue) >= self.capacity:
+        if len(self._queue) + self._extra >= self.capacity:
             if self.overflow is Overflow.BLOCK:
                 if self._loop is not None and _in_loop(self._loop):
                     raise QueueFull(
@@ -79,7 +81,7 @@ class AsyncioDispatcher(Dispatcher):
                         "use 'await service.apublish(...)' there, which waits for room"
                     )
                 with self._room:
-                    while len(self._queue) >= self.capacity and not self._closed:
+                    while len(self._queue) + self._extra >= self.capacity and not self._closed:
                         self._room.wait(0.5)
             elif not self._full(event, self._pop_oldest):
                 return
@@ -88,14 +90,18 @@ class AsyncioDispatcher(Dispatcher):
 
     async def wait_for_room(self) -> None:
         """Yield to the loop until the queue has room (for ``apublish``)."""
-        while len(self._queue) >= self.capacity and not self._closed:
+        while len(self._queue) + self._extra >= self.capacity and not self._closed:
             await asyncio.sleep(0.001)
 
     def _pop_oldest(self) -> Event | None:
         return self._queue.popleft() if self._queue else None
 
-    def submit_to(self, event: Event, subscription: Subscription) -> None:
-        self._queue.append((event, subscription))
+    def submit_many_to(self, events: Sequence[Event], subscription: Subscription) -> None:
+        if not events:
+            return
+        with self._room:  # batches come from other threads too: the count must not race
+            self._extra += len(events) - 1
+            self._queue.append((events, subscription))
         self._wake()
 
     async def _run(self) -> None:
@@ -112,10 +118,15 @@ class AsyncioDispatcher(Dispatcher):
                 continue
             self._idle.clear()
             item = q.popleft()
+            targeted = type(item) is tuple
             with self._room:
+                if targeted:
+                    self._extra -= len(item[0]) - 1
                 self._room.notify_all()
-            if type(item) is tuple:
-                self.delivered += await adeliver(*item)
+            if targeted:
+                events, sub = item
+                for event in events:
+                    self.delivered += await adeliver(event, sub)
             else:
                 self.delivered += await adeliver(item, None)
 
@@ -141,7 +152,7 @@ class AsyncioDispatcher(Dispatcher):
         return asyncio.run_coroutine_threadsafe(self.drain(), loop).result(timeout)
 
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._extra
 
     def close(self, drain: bool = True, timeout: float = 10.0) -> None:
         loop = self._loop

@@ -10,7 +10,9 @@
   threads beyond ``workers`` retire.
 * :class:`AsyncioDispatcher` (in ``evfabric.local.aio``) delivers on an asyncio loop.
 
-All share the bound (``capacity`` queued events) and the overflow policy.
+All share the bound (``capacity`` queued events) and the overflow policy. Events handed to one
+subscription (replays, the fabric's received batches) travel as one queue item per batch
+(``submit_many_to``): one lock acquisition and one wake-up per batch, not per event.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evfabric.core.errors import QueueFull, ServiceClosed
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher", "SyncDispatcher", "ThreadPoolDispatcher"]
 
-Item = Any  # an Event, or (Event, Subscription) for a delivery to one subscription (replay)
+Item = Any  # an Event, or (events, Subscription) for a delivery to one subscription only
 
 
 class Dispatcher:
@@ -49,6 +51,13 @@ class Dispatcher:
 
     def submit_to(self, event: Event, subscription: Subscription) -> None:
         """Queue ``event`` for one subscription only (replay); not bounded."""
+        self.submit_many_to((event,), subscription)
+
+    def submit_many_to(self, events: Sequence[Event], subscription: Subscription) -> None:
+        """Queue ``events`` for one subscription only, in order; not bounded (the caller bounds it).
+
+        Per-topic order holds as for :meth:`submit`; the batch is delivered in one go.
+        """
         raise NotImplementedError
 
     def process_events(self, timeout: float | None = None) -> int:
@@ -87,10 +96,11 @@ class SyncDispatcher(Dispatcher):
         self._queue: deque[Item] = deque()
         self._busy = False
         self._lock = threading.Lock()  # publishes from other threads; delivery stays in the caller's
+        self._extra = 0  # events queued in targeted batches beyond one per queue item
 
     def submit(self, event: Event) -> None:
         q = self._queue
-        if len(q) >= self.capacity:
+        if len(q) + self._extra >= self.capacity:
             if self.overflow is Overflow.BLOCK:
                 # Synchronous mode: "a thread will yield in order to allow events to be processed".
                 # Inside a listener the queue may exceed its bound briefly: the running flush drains it.
@@ -108,8 +118,12 @@ class SyncDispatcher(Dispatcher):
                 return item
         return None
 
-    def submit_to(self, event: Event, subscription: Subscription) -> None:
-        self._queue.append((event, subscription))
+    def submit_many_to(self, events: Sequence[Event], subscription: Subscription) -> None:
+        if not events:
+            return
+        with self._lock:  # the fabric hands batches over from its loop thread
+            self._extra += len(events) - 1
+            self._queue.append((events, subscription))
 
     def process_events(self, timeout: float | None = None) -> int:
         if self._busy:  # a listener called process_events: the running flush goes on
@@ -124,6 +138,8 @@ class SyncDispatcher(Dispatcher):
             while q:
                 item = pop()
                 if type(item) is tuple:
+                    with self._lock:
+                        self._extra -= len(item[0]) - 1
                     calls += deliver_to(*item)
                 else:
                     calls += deliver(item)
@@ -133,12 +149,14 @@ class SyncDispatcher(Dispatcher):
         return calls
 
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._extra
 
     def close(self, drain: bool = True, timeout: float = 10.0) -> None:
         if drain:
             self.process_events()
-        self._queue.clear()
+        with self._lock:
+            self._queue.clear()
+            self._extra = 0
 
 
 class _Strand:
@@ -183,8 +201,10 @@ class ThreadPoolDispatcher(Dispatcher):
         self.max_workers = max_workers
         self.scheduling = scheduling
         self.idle_timeout = idle_timeout
-        self._cond = threading.Condition()
-        self._room = threading.Condition(self._cond._lock)  # type: ignore[attr-defined]
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
+        self._blocked = 0  # publishers waiting for room (overflow 'block')
         self._strands: dict[str, _Strand] = {}
         self._queues: list[_ReadyQueue] = []
         self._next_queue = 0
@@ -227,38 +247,41 @@ class ThreadPoolDispatcher(Dispatcher):
 
     # -- producer side --------------------------------------------------------------------------
 
-    def _strand_locked(self, topic: str) -> _Strand:
-        strand = self._strands.get(topic)
-        if strand is None:
-            if self.scheduling == "shared":
-                home = self._queues[0]
-            else:  # round-robin assignment of topics to the threads' own queues
-                home = self._queues[self._next_queue % len(self._queues)]
-                self._next_queue += 1
-            strand = self._strands[topic] = _Strand(home)
+    def _new_strand_locked(self, topic: str) -> _Strand:
+        if self.scheduling == "shared":
+            home = self._queues[0]
+        else:  # round-robin assignment of topics to the threads' own queues
+            home = self._queues[self._next_queue % len(self._queues)]
+            self._next_queue += 1
+        strand = self._strands[topic] = _Strand(home)
         return strand
 
-    def _enqueue_locked(self, item: Item, topic: str) -> None:
-        strand = self._strand_locked(topic)
-        strand.items.append(item)
-        self._pending += 1
-        if not strand.held and len(strand.items) == 1:
+    def _enqueue_locked(self, item: Item, topic: str, n: int) -> None:
+        strand = self._strands.get(topic) or self._new_strand_locked(topic)
+        items = strand.items
+        items.append(item)
+        self._pending += n
+        if len(items) == 1 and not strand.held:
             home = strand.home
             home.strands.append(strand)
             self._maybe_grow_locked(home)
-            self._cond.notify_all() if self.scheduling != "shared" else self._cond.notify()
+            if home.idle or self.scheduling != "shared":  # notify() is Python code: skip it when nobody waits
+                self._cond.notify_all() if self.scheduling != "shared" else self._cond.notify()
 
     def submit(self, event: Event) -> None:
-        with self._cond:
+        # The Condition's lock is entered directly: ``with self._cond`` costs a Python-level call.
+        with self._lock:
             if self._closed:
                 raise ServiceClosed("the event service is closed")
             if self._pending >= self.capacity:
                 if self.overflow is Overflow.BLOCK:
+                    self._blocked += 1
                     while self._pending >= self.capacity and not self._closed:
                         self._room.wait(0.5)
+                    self._blocked -= 1
                 elif not self._full(event, self._pop_oldest_locked):
                     return
-            self._enqueue_locked(event, event.topic)
+            self._enqueue_locked(event, event.topic, 1)
 
     def _pop_oldest_locked(self) -> Event | None:
         # The oldest event overall is the smallest id at the head of some strand.
@@ -269,9 +292,20 @@ class ThreadPoolDispatcher(Dispatcher):
         self._pending -= 1
         return strand.items.popleft()
 
-    def submit_to(self, event: Event, subscription: Subscription) -> None:
-        with self._cond:
-            self._enqueue_locked((event, subscription), event.topic)
+    def submit_many_to(self, events: Sequence[Event], subscription: Subscription) -> None:
+        if not events:
+            return
+        topic = events[0].topic
+        if events[-1].topic == topic and all(ev.topic == topic for ev in events):
+            with self._lock:
+                self._enqueue_locked((events, subscription), topic, len(events))
+            return
+        by_topic: dict[str, list[Event]] = {}  # one strand per topic keeps per-topic order
+        for ev in events:
+            by_topic.setdefault(ev.topic, []).append(ev)
+        with self._lock:
+            for topic, evs in by_topic.items():
+                self._enqueue_locked((evs, subscription), topic, len(evs))
 
     # -- consumer side ---------------------------------------------------------------------------
 
@@ -279,6 +313,7 @@ class ThreadPoolDispatcher(Dispatcher):
         deliver = self.service._deliver
         deliver_to = self.service._deliver_to
         cond = self._cond
+        limit = self.BATCH
         while True:
             with cond:
                 ready.idle += 1
@@ -298,10 +333,17 @@ class ThreadPoolDispatcher(Dispatcher):
                 ready.idle -= 1
                 strand = ready.strands.popleft()
                 strand.held = True
-                batch = [strand.items.popleft() for _ in range(min(self.BATCH, len(strand.items)))]
-                self._pending -= len(batch)
-                self._in_flight += len(batch)
-                self._room.notify_all()
+                items = strand.items
+                batch = []
+                n = 0
+                while items and n < limit:  # up to BATCH events, or one whole hand-off batch
+                    item = items.popleft()
+                    batch.append(item)
+                    n += len(item[0]) if type(item) is tuple else 1
+                self._pending -= n
+                self._in_flight += n
+                if self._blocked:
+                    self._room.notify_all()
             calls = 0
             for item in batch:
                 if type(item) is tuple:
@@ -313,11 +355,13 @@ class ThreadPoolDispatcher(Dispatcher):
                 service._report()
             with cond:
                 self.delivered += calls
-                self._in_flight -= len(batch)
+                self._in_flight -= n
                 strand.held = False
                 if strand.items:
-                    strand.home.strands.append(strand)
-                    cond.notify()
+                    home = strand.home
+                    home.strands.append(strand)
+                    if home.idle:
+                        cond.notify()
                 elif self._pending == 0 and self._in_flight == 0:
                     cond.notify_all()  # wake process_events() waiting for a drained pool
 

@@ -32,13 +32,13 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any, Literal
 
 from evfabric.core.errors import ConfigError, ServiceClosed
-from evfabric.core.event import DEFAULT_TYPE, Body, Event, check_body, check_header, new_id, now_us
+from evfabric.core.event import DEFAULT_TYPE, Body, Event, check_body, check_header, stamp
 from evfabric.core.filters import Filter
 from evfabric.core.index import PatternIndex
 from evfabric.core.topics import Pattern, check_publishable
@@ -154,11 +154,11 @@ class EventService:
             body = {}
         else:
             check_body(body)
-        now = now_us()
         if header:
-            event = self._event_with_header(topic, body, now, header)
+            event = self._event_with_header(topic, body, header)
         else:
-            event = Event(id=new_id(now), topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
+            eid, now = stamp()
+            event = Event(id=eid, topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
         self._published += 1
         if self._retaining:
             self._retained.offer(event)
@@ -172,7 +172,7 @@ class EventService:
             await waiter()
         return self.publish(topic, body, **header)
 
-    def _event_with_header(self, topic: str, body: Body, now: float, header: dict[str, Any]) -> Event:
+    def _event_with_header(self, topic: str, body: Body, header: dict[str, Any]) -> Event:
         fields = dict(header)
         source = fields.pop("source", self.source)
         etype = fields.pop("type", DEFAULT_TYPE)
@@ -180,8 +180,9 @@ class EventService:
         ttl = fields.pop("ttl", None)
         key = fields.pop("key", None)
         check_header(source=source, type=etype, delivery=delivery, ttl=ttl, key=key, extra=fields)
+        eid, now = stamp()
         return Event(
-            id=new_id(now),
+            id=eid,
             topic=topic,
             source=source,
             time=now,
@@ -202,7 +203,7 @@ class EventService:
             if topic in self._topics:
                 return
             self._topics.add(topic)
-        self._emit(cca.TOPIC_CREATED, {"topic": topic})
+        self.emit(cca.TOPIC_CREATED, {"topic": topic})
 
     def dispatch_event(self, event: Event) -> None:
         """Queue an already-built event (from the wire, a replay store...) for local delivery.
@@ -246,20 +247,41 @@ class EventService:
         with self._lock:
             sub._handle = self._index.add(pat, sub)
         if replay:
-            for event in self._retained.recent(pat):
-                self._dispatcher.submit_to(event, sub)
-        self._emit(
-            cca.SUBSCRIPTION_ADDED,
-            {"subscription": sub.name, "pattern": pat.text, "filter": flt.expression if flt else None},
-        )
+            retained = self._retained.recent(pat)
+            if retained:
+                self._dispatcher.submit_many_to(retained, sub)
+        self._announce(sub)
         return sub
+
+    def add_subscription(self, sub: Subscription) -> Subscription:
+        """Register a subscription built elsewhere (e.g. a fabric subscription) and return it.
+
+        From now on the service calls its listeners for matching published events, and for
+        events handed to it alone (``dispatcher.submit_many_to``). Emits ``cca.subscription.added``
+        (its ``filter``: ``sub.filter_expression`` if the class defines it, else ``sub.filter``'s).
+        """
+        if self._closed:
+            raise ServiceClosed("the event service is closed")
+        with self._lock:
+            sub._handle = self._index.add(sub.pattern, sub)
+        self._announce(sub)
+        return sub
+
+    def _announce(self, sub: Subscription) -> None:
+        # Subclasses that filter before the hand-off (fabric subscriptions) name their filter here.
+        expression = getattr(sub, "filter_expression", None)
+        if expression is None and sub.filter is not None:
+            expression = sub.filter.expression
+        self.emit(
+            cca.SUBSCRIPTION_ADDED, {"subscription": sub.name, "pattern": sub.pattern.text, "filter": expression}
+        )
 
     def _remove_subscription(self, sub: Subscription) -> None:
         with self._lock:
             removed = self._index.remove(sub.pattern, sub._handle)
             sub.active = False
         if removed:
-            self._emit(cca.SUBSCRIPTION_REMOVED, {"subscription": sub.name, "pattern": sub.pattern.text})
+            self.emit(cca.SUBSCRIPTION_REMOVED, {"subscription": sub.name, "pattern": sub.pattern.text})
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -287,7 +309,8 @@ class EventService:
         thread (on the loop itself use ``await service.drain()``).
         """
         calls = self._dispatcher.process_events(timeout)
-        self._report()
+        if self._drops or self._expired_topics:
+            self._report()
         return calls
 
     async def drain(self) -> int:
@@ -307,6 +330,8 @@ class EventService:
         return subs
 
     def _deliver(self, event: Event) -> int:
+        # The listener loop is inlined here and in _deliver_to (not a shared helper): on the
+        # hot path a Python call per event and subscription costs ~10% of delivery.
         subs = self._match_cache.get(event.topic)
         if subs is None:
             subs = self._match(event.topic)
@@ -328,19 +353,30 @@ class EventService:
                 calls += 1
         return calls
 
-    def _deliver_to(self, event: Event, sub: Subscription) -> int:
-        if not sub.active or (sub.filter is not None and not sub.filter(event)):
-            return 0
+    def _deliver_to(self, events: Sequence[Event], sub: Subscription) -> int:
+        """Deliver ``events`` (in order) to ``sub`` only: replays and the fabric's hand-offs.
+
+        One call per batch; the subscription's state (active, listeners) is read per event, so
+        that unsubscribing or removing a listener takes effect within a batch as it would between
+        single events.
+        """
         calls = 0
-        for listener in sub._listeners:
-            try:
-                listener(event)
-            except Exception as exc:
-                self._listener_failed(sub, listener, event, exc)
-            calls += 1
+        flt = sub.filter
+        for event in events:
+            if not sub.active:
+                break
+            if flt is not None and not flt(event):
+                continue
+            for listener in sub._listeners:
+                try:
+                    listener(event)
+                except Exception as exc:
+                    self._listener_failed(sub, listener, event, exc)
+                calls += 1
         return calls
 
     async def _adeliver(self, event: Event, only: Subscription | None) -> int:
+        """Deliver one event on an asyncio loop, awaiting awaitable results in order."""
         subs = self._targets(event) if only is None else ((only,) if only.active else ())
         calls = 0
         for sub in subs:
@@ -363,7 +399,7 @@ class EventService:
         name = getattr(listener, "__qualname__", repr(listener))
         log.error("listener %s of %s failed on %s %s: %r", name, sub.name, event.topic, event.id, exc)
         if event.topic != cca.LISTENER_FAILED:  # a failing failure-listener must not loop
-            self._emit(
+            self.emit(
                 cca.LISTENER_FAILED,
                 {
                     "subscription": sub.name,
@@ -393,26 +429,28 @@ class EventService:
             drops, self._drops = self._drops, Counter()
             expired, self._expired_topics = self._expired_topics, Counter()
         if drops:
-            self._emit(
+            self.emit(
                 cca.EVENTS_DROPPED,
                 {"count": sum(drops.values()), "policy": getattr(self, "_drop_policy", ""), "topics": dict(drops)},
             )
         if expired:
-            self._emit(cca.EVENTS_EXPIRED, {"count": sum(expired.values()), "topics": dict(expired)})
+            self.emit(cca.EVENTS_EXPIRED, {"count": sum(expired.values()), "topics": dict(expired)})
         if self.mode == "sync":
             self._dispatcher.process_events()
 
-    def _emit(self, topic: str, body: Body) -> None:
-        """Publish a framework event, only when someone listens (they bypass the queue bound)."""
-        if not self._match(topic) or self._closed:
+    def emit(self, topic: str, body: Body) -> None:
+        """Publish a framework event (``topic`` in the reserved ``cca`` group), only when someone
+        listens; it bypasses the queue bound and is not validated (the framework builds it)."""
+        subs = self._match(topic)
+        if not subs or self._closed:
             return
-        now = now_us()
-        event = Event(id=new_id(now), topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
+        eid, now = stamp()
+        event = Event(id=eid, topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
         disp = self._dispatcher
         if isinstance(disp, SyncDispatcher):
             disp._queue.append(event)
         else:
-            for sub in self._match(topic):
+            for sub in subs:
                 disp.submit_to(event, sub)
 
     # -- state ----------------------------------------------------------------------------------
