@@ -26,6 +26,7 @@ from evfabric.access.manager import AccessManager
 from evfabric.access.model import Identity, Right, TokenInfo
 from evfabric.access.schemas import (
     NAME_PATTERN,
+    TARGET_PATTERN,
     TOPIC_PATTERN,
     AccessRow,
     AdminIn,
@@ -44,6 +45,7 @@ from evfabric.access.schemas import (
     TopicAccessOut,
     TopicIn,
     TopicOut,
+    ValidationErrorOut,
     WhoAmIOut,
 )
 from evfabric.access.store import AccessStore
@@ -59,9 +61,34 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "the caller lacks the right"},
     404: {"model": ErrorOut, "description": "no such identity, group, token, topic or grant"},
     409: {"model": ErrorOut, "description": "already exists, or overlaps a registered topic"},
+    422: {"model": ValidationErrorOut, "description": "bad input; `detail[].loc` names the field"},
 }
 
-router = APIRouter(prefix="/access", tags=["access"], responses=_ERRORS)
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a misspelt ``?identiy=`` would
+    otherwise be ignored silently)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = _query_names(dependant)
+    unknown = sorted(set(request.query_params.keys()) - known)
+    if unknown:
+        raise HTTPException(422, [{"loc": ["query", name], "msg": f"unknown query parameter {name!r}; known: "
+                                   f"{', '.join(sorted(known)) or 'none'}", "type": "extra_forbidden"}
+                                  for name in unknown])
+
+
+router = APIRouter(prefix="/access", tags=["access"], responses=_ERRORS, dependencies=[Depends(_known_query_only)])
 _bearer = HTTPBearer(auto_error=False, description="an evfabric token: `Authorization: Bearer evf_...`")
 
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, max_length=64)]
@@ -301,5 +328,5 @@ def revoke(body: RevokeIn, manager: Manager, caller: Caller) -> RevokeOut:
 
 @router.get("/grants", summary="Grants the caller manages or holds (all, for administrators)")
 def list_grants(manager: Manager, caller: Caller,
-                target: Annotated[str | None, Query(max_length=1024)] = None) -> list[GrantOut]:
+                target: Annotated[str | None, Query(pattern=TARGET_PATTERN, max_length=1024)] = None) -> list[GrantOut]:
     return [GrantOut.of(g) for g in manager.list_grants(caller[0], target)]

@@ -15,7 +15,7 @@ from evfabric.access.model import Grant, Group, Identity, IdentityKind, Right, T
 __all__ = [
     "AccessRow", "AdminIn", "CheckOut", "ErrorOut", "GrantIn", "GrantOut", "GroupIn", "GroupOut", "IdentityIn",
     "IdentityOut", "IssuedTokenOut", "NAME_PATTERN", "RevokeIn", "TARGET_PATTERN", "TOPIC_PATTERN", "TokenIn",
-    "TokenOut", "TopicIn", "TopicOut", "TopicAccessOut", "WhoAmIOut",
+    "TokenOut", "TopicIn", "TopicOut", "TopicAccessOut", "ValidationErrorOut", "WhoAmIOut",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -38,6 +38,18 @@ class ErrorOut(BaseModel):
     """An error: what went wrong, in words."""
 
     detail: str
+
+
+class ValidationItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """Bad input: one item per problem, ``loc`` naming the field (FastAPI's own shape)."""
+
+    detail: list[ValidationItem]
 
 
 class IdentityIn(_In):
