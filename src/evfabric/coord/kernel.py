@@ -122,6 +122,7 @@ class Kernel:
 
     def init_tasks(self) -> None:
         """Call every owned task's ``init`` (its sends may go anywhere, with any delay >= 0)."""
+        self.handlers = [t.handle if t is not None else None for t in self.tasks]
         self.bind(0.0)
         for i in self.mine:
             self.tasks[i].init()  # type: ignore[union-attr]
@@ -130,22 +131,21 @@ class Kernel:
 
     def process(self, limit: float) -> int:
         """Handle local events in key order while their time stamp is below ``limit``."""
-        heap, tasks, counts = self.heap, self.tasks, self.counts
-        n = 0
+        heap, tasks, counts, handlers = self.heap, self.tasks, self.counts, self.handlers
+        pop = heappop
+        n = sum(counts)
         while heap:
-            ev = heappop(heap)
-            t = ev[0]
+            ev = pop(heap)
+            t, _, _, _, d, kind, data = ev
             if t >= limit:
                 heappush(heap, ev)
                 break
-            d = ev[4]
             task = tasks[d]
             task.now = t  # type: ignore[union-attr]
             task._ev = ev  # type: ignore[union-attr]
-            task.handle(ev[5], ev[6])  # type: ignore[union-attr]
+            handlers[d](kind, data)
             counts[d] += 1
-            n += 1
-        return n
+        return sum(counts) - n
 
     def next_time(self) -> float:
         """Time stamp of the earliest local event (inf when none)."""

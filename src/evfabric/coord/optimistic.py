@@ -186,6 +186,7 @@ class TimeWarp:
             self._committed_last[d] = h[n - 1][0]
             counts[d] += n
             del h[:n]
+            k.tasks[d].release(h[0][1] if h else None)  # type: ignore[union-attr]
 
 
 def run_optimistic(

@@ -73,6 +73,10 @@ class Task:
         """Put back a snapshot taken by :meth:`save` (each snapshot is restored at most once)."""
         vars(self).update(snapshot)
 
+    def release(self, oldest: Any | None) -> None:
+        """Optimistic mode, after a commit: no snapshot older than ``oldest`` (None: than the
+        current state) will be restored any more; a task may free what only served those."""
+
 
 class Facade(Task):
     """Wrap an existing sequential component as a task (the pattern's Facade use).

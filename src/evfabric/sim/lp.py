@@ -41,6 +41,9 @@ class LP(Task):
         self.set_state(state)
         self.rng.seek(position)
 
+    def release(self, oldest: Any | None) -> None:
+        self.rng.forget_before(oldest[1] if oldest is not None else self.rng.tell())
+
 
 class Model(Program):
     """A simulation model: ``size`` LPs built by :meth:`make_lp`, random streams from ``seed``.

@@ -1,59 +1,54 @@
-"""Random streams: one per logical process, reproducible, and cheap to rewind.
+"""Random streams: one per logical process, reproducible, and rewindable when needed.
 
-A stream is a fixed sequence of uniform numbers determined by ``(seed, stream id)``: NumPy's
-PCG64 seeded with ``SeedSequence([seed, stream])``, read in small blocks. Its state is just its
-position, so the optimistic mode saves and restores it for the price of an int (going back to
-an earlier block jumps the generator there with ``advance``), and a logical process draws the
-same numbers whatever the mode, placement or number of workers.
+Stream ``(seed, stream id)`` is a Mersenne Twister (``random.Random``) seeded from
+``SeedSequence([seed, stream])``, so a logical process draws the same numbers whatever the
+mode, placement or number of workers. Its ``random`` is the generator's own C method: a draw
+costs no Python frame and touches one object (per-LP streams are the main cache cost of a
+simulation with thousands of LPs).
+
+The optimistic mode must put a stream back where it was before an event. The first
+:meth:`Stream.tell` switches the stream to counting draws; :meth:`Stream.seek` restores the
+nearest earlier checkpoint (a full generator state, taken every ``CHECKPOINT`` draws) and
+skips forward. :meth:`Stream.forget_before` drops checkpoints no rollback can need.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from itertools import chain
-from typing import TypeVar
+import random as _random
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["Stream"]
+__all__ = ["CHECKPOINT", "Stream"]
 
 T = TypeVar("T")
-BLOCK = 128  # small: the blocks of many thousands of LPs stay cache-friendly
+CHECKPOINT = 2048  # draws between two saved generator states (a state costs ~10 us to take)
 _log = math.log
 
 
 class Stream:
     """The random stream ``stream`` of run ``seed`` (uniforms in [0, 1)).
 
-    ``random`` is a C-level callable (a chain of per-block list iterators), so a draw costs no
-    Python frame; the position is read back from the current block's iterator.
+    Do not keep ``stream.random`` across events: it is rebound when counting starts.
     """
 
-    __slots__ = ("random", "_start", "_bits", "_gen", "_loaded", "_block", "_it")
+    __slots__ = ("random", "_mt", "_draw", "_pos", "_ckpt_pos", "_ckpt_state")
 
     def __init__(self, seed: int, stream: int) -> None:
         if seed < 0 or stream < 0:
             raise ValueError("seed and stream id must be >= 0")
-        self._bits = np.random.PCG64(np.random.SeedSequence([seed, stream]))
-        self._start = self._bits.state
-        self._gen = np.random.Generator(self._bits)
-        self._loaded = -1  # the last block drawn from the bit generator
-        self.seek(0)
+        words = np.random.SeedSequence([seed, stream]).generate_state(4, np.uint32)
+        self._mt = _random.Random(int.from_bytes(words.tobytes(), "little"))
+        self._draw: Callable[[], float] = self._mt.random
+        self.random: Callable[[], float] = self._draw
+        self._pos = -1  # -1: not counting
 
-    def _fill(self, block: int) -> list[float]:
-        if block != self._loaded + 1:  # not the next block: jump (one 64-bit draw per double)
-            self._bits.state = self._start
-            self._bits.advance(block * BLOCK)
-        self._loaded = block
-        return self._gen.random(BLOCK).tolist()
-
-    def _blocks(self, block: int) -> Iterator[Iterator[float]]:
-        while True:
-            it = iter(self._fill(block))
-            self._it, self._block = it, block
-            yield it
-            block += 1
+    def _counted(self) -> float:
+        self._pos += 1
+        return self._draw()
 
     def exponential(self, mean: float) -> float:
         """An exponential variate with the given mean."""
@@ -72,13 +67,41 @@ class Stream:
         return seq[int(self.random() * len(seq))]
 
     def tell(self) -> int:
-        """The position: how many numbers were drawn so far."""
-        return self._block * BLOCK + BLOCK - self._it.__length_hint__()  # type: ignore[attr-defined]
+        """The position (draws counted since the first ``tell``); starts counting."""
+        pos = self._pos
+        if pos < 0:
+            pos = self._pos = 0
+            self._ckpt_pos, self._ckpt_state = [0], [self._mt.getstate()]
+            self.random = self._counted
+        elif pos - self._ckpt_pos[-1] >= CHECKPOINT:
+            self._ckpt_pos.append(pos)
+            self._ckpt_state.append(self._mt.getstate())
+        return pos
 
     def seek(self, position: int) -> None:
         """Go back (or forward) to a position returned by :meth:`tell`."""
-        block, i = divmod(position, BLOCK)
-        blocks = self._blocks(block)
-        first = next(blocks)
-        first.__setstate__(i)  # type: ignore[attr-defined]
-        self.random: Callable[[], float] = chain.from_iterable(chain((first,), blocks)).__next__
+        if self._pos < 0:
+            raise ValueError("seek needs a position from tell()")
+        if position != self._pos:
+            k = bisect_right(self._ckpt_pos, position) - 1
+            if k < 0:
+                raise ValueError(f"position {position} is older than every kept checkpoint")
+            if not (self._ckpt_pos[k] <= self._pos < position):  # else just skip forward from here
+                self._mt.setstate(self._ckpt_state[k])
+                self._pos = self._ckpt_pos[k]
+            draw = self._draw
+            for _ in range(position - self._pos):
+                draw()
+            self._pos = position
+
+    def forget_before(self, position: int) -> None:
+        """No seek will go below ``position``: drop the checkpoints that only served those."""
+        if self._pos < 0:
+            return
+        k = bisect_right(self._ckpt_pos, position) - 1
+        if k > 0:
+            del self._ckpt_pos[:k]
+            del self._ckpt_state[:k]
+
+    def __getstate__(self) -> Any:  # pragma: no cover - streams are built where they are used
+        raise TypeError("a Stream is built on the processing element that uses it")
