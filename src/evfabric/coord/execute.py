@@ -7,7 +7,9 @@ The same :class:`~evfabric.coord.program.Program` runs unchanged in every combin
                           ``"null"``), ``"optimistic"``
 ``placement``             ``"threads"`` (one process), ``"processes"`` (one node,
                           multiprocessing *spawn*), ``"mpi"`` (every rank of an
-                          ``mpiexec`` launch calls :func:`execute`)
+                          ``mpiexec`` launch calls :func:`execute`), ``"fabric"``
+                          (every participant calls :func:`execute` with its
+                          ``FabricTransport``: PEs meet through the broker)
 ``workers``               number of processing elements (PEs); tasks are spread over
                           them by weight (:func:`~evfabric.coord.placement.balance`)
 ========================  ===========================================================
@@ -34,7 +36,7 @@ from evfabric.core.errors import ConfigError, EvfabricError, WorkerFailed
 __all__ = ["MODES", "PLACEMENTS", "Execution", "execute"]
 
 MODES = ("sequential", "conservative", "optimistic")
-PLACEMENTS = ("threads", "processes", "mpi")
+PLACEMENTS = ("threads", "processes", "mpi", "fabric")
 
 
 @dataclass
@@ -159,13 +161,22 @@ def _on_processes(workers: int, args: tuple[Any, ...], deadline: float | None) -
     return [results[r] for r in range(workers)]
 
 
-def _on_mpi(args: tuple[Any, ...]) -> tuple[list[PEResult] | None, Any]:
-    from evfabric.coord.transport_mpi import MpiTransport
-
-    transport = MpiTransport()
+def _as_participant(program: Program, args: tuple[Any, ...], transport: Transport, placement: str) -> Execution:
+    """This process is one PE (MPI rank, fabric participant): run, gather at 0, share the merge."""
     result = _pe_main(args[0], args[1], transport, *args[2:])
     gathered = transport.gather(result)
-    return gathered, transport
+    merged = _merge(program, gathered, args[1], args[3], placement) if gathered is not None else None
+    if transport.rank == 0:
+        for p in range(1, transport.size):
+            transport.send(p, merged)
+    else:
+        got = transport.recv(args[4].get("timeout"))
+        if got is None:
+            raise WorkerFailed(f"PE {transport.rank} never received the results from PE 0")
+        merged = got[1]
+    transport.close()
+    assert merged is not None
+    return merged
 
 
 def _merge(program: Program, parts: list[PEResult], owner: list[int], mode: str, placement: str) -> Execution:
@@ -198,6 +209,7 @@ def execute(
     timeout: float | None = 60.0,
     batch: int | None = None,
     window: float | None = None,
+    transport: Transport | None = None,
 ) -> Execution:
     """Run ``program`` until simulated time ``until`` (inclusive) and return its outcome.
 
@@ -206,7 +218,8 @@ def execute(
     :class:`~evfabric.core.errors.DeadlockDetected` naming whom it waits on (None = forever).
     ``batch`` and ``window`` tune the optimistic mode (events per GVT round, optimism bound in
     simulated time). With ``placement="mpi"`` the number of workers is the MPI world size and
-    every rank returns the same :class:`Execution`.
+    every rank returns the same :class:`Execution`; ``placement="fabric"`` is the same with the
+    ``transport`` given (a :class:`~evfabric.coord.transport_fabric.FabricTransport`).
     """
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {MODES}, not {mode!r}")
@@ -215,9 +228,13 @@ def execute(
     if sync not in ("windows", "null"):
         raise ConfigError(f"sync must be 'windows' or 'null', not {sync!r}")
     if placement == "mpi":
-        from evfabric.coord.transport_mpi import mpi_world
+        from evfabric.coord.transport_mpi import MpiTransport
 
-        workers = mpi_world()[1]
+        transport = MpiTransport()
+    if placement in ("mpi", "fabric"):
+        if transport is None:
+            raise ConfigError("placement 'fabric' needs transport=FabricTransport(client, run, rank, size)")
+        workers = transport.size
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, not {workers}")
     if mode == "sequential":
@@ -243,15 +260,6 @@ def execute(
     elif placement == "processes":
         parts = _on_processes(workers, args, deadline)
     else:
-        gathered, transport = _on_mpi(args)
-        merged = _merge(program, gathered, owner, mode, placement) if gathered is not None else None
-        # Every rank returns the same outcome: rank 0 sends the merge to the others.
-        if transport.rank == 0:
-            for p in range(1, transport.size):
-                transport.send(p, merged)
-        else:
-            merged = transport.recv(timeout)[1] if transport.size > 1 else merged
-        transport.close()
-        assert merged is not None
-        return merged
+        assert transport is not None
+        return _as_participant(program, args, transport, placement)
     return _merge(program, parts, owner, mode, placement)
