@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from evfabric.sim import Stream
-from evfabric.sim.streams import CHECKPOINT
-
-BLOCK = CHECKPOINT
+from evfabric.sim.streams import BLOCK
 
 
 def test_stream_is_a_mersenne_twister_seeded_by_seed_sequence():

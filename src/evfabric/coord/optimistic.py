@@ -47,6 +47,8 @@ class TimeWarp:
         self._committed_last: dict[int, Event] = {}
         self._emitters: set[int] = set()  # tasks that ever emitted: only their records are scanned at commit
         self._remote = [0]  # remote sends not (yet) retracted: at the end, the committed ones
+        self._live: set[int] = set()  # tasks with uncommitted records: the only ones to collect
+        self._collections = 0
         for i in kernel.mine:
             task = kernel.tasks[i]
             assert task is not None
@@ -95,25 +97,26 @@ class TimeWarp:
         """Handle up to ``budget`` pending events below ``limit``, saving state before each."""
         k = self.k
         heap, tasks, history, last, cancelled = k.heap, k.tasks, self.history, self.last, self.cancelled
+        live, handlers = self._live.add, k.handlers
         n = 0
         while heap and n < budget:
             ev = heappop(heap)
-            if cancelled and (ev[2], ev[3]) in cancelled:
-                cancelled.discard((ev[2], ev[3]))
+            t, _, src, seq, d, kind, data = ev
+            if cancelled and (src, seq) in cancelled:
+                cancelled.discard((src, seq))
                 continue
-            t = ev[0]
             if t >= limit:
                 heappush(heap, ev)
                 break
-            d = ev[4]
             task = tasks[d]
             rec: Record = [ev, task.save(), [], None]  # type: ignore[union-attr]
             task._rec = rec  # type: ignore[union-attr]
             history[d].append(rec)
+            live(d)
             last[d] = ev
             task.now = t  # type: ignore[union-attr]
             task._ev = ev  # type: ignore[union-attr]
-            task.handle(ev[5], ev[6])  # type: ignore[union-attr]
+            handlers[d](kind, data)
             n += 1
         k.stats.processed += n
         return n
@@ -173,20 +176,26 @@ class TimeWarp:
     def fossil_collect(self, gvt: float) -> None:
         """Commit every record below ``gvt``: release its outputs, count it, free its snapshot."""
         k = self.k
-        outputs, counts = k.outputs, k.counts
-        for d in k.mine:
-            h = self.history[d]
-            if not h or h[0][0][0] >= gvt:
-                continue
-            n = len(h) if h[-1][0][0] < gvt else bisect_left(h, gvt, key=_ts)
-            if d in self._emitters:
-                for ev, _, _, emitted in h[:n]:
-                    if emitted:
-                        outputs.extend((ev[:4], record) for record in emitted)
-            self._committed_last[d] = h[n - 1][0]
-            counts[d] += n
-            del h[:n]
-            k.tasks[d].release(h[0][1] if h else None)  # type: ignore[union-attr]
+        outputs, counts, history = k.outputs, k.counts, self.history
+        self._collections += 1
+        release = self._collections % 16 == 0  # freeing old snapshots' helpers can wait a little
+        done = []
+        for d in self._live:
+            h = history[d]
+            if h and h[0][0][0] < gvt:
+                n = len(h) if h[-1][0][0] < gvt else bisect_left(h, gvt, key=_ts)
+                if d in self._emitters:
+                    for ev, _, _, emitted in h[:n]:
+                        if emitted:
+                            outputs.extend((ev[:4], record) for record in emitted)
+                self._committed_last[d] = h[n - 1][0]
+                counts[d] += n
+                del h[:n]
+            if release:
+                k.tasks[d].release(h[0][1] if h else None)  # type: ignore[union-attr]
+                if not h:
+                    done.append(d)
+        self._live.difference_update(done)
 
 
 def run_optimistic(
@@ -194,7 +203,7 @@ def run_optimistic(
     owner: list[int],
     transport: Any,
     until: float,
-    batch: int = 512,
+    batch: int = 1024,
     window: float = INF,
 ) -> PEResult:
     """One PE's share of an optimistic run.

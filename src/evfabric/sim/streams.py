@@ -7,48 +7,59 @@ costs no Python frame and touches one object (per-LP streams are the main cache 
 simulation with thousands of LPs).
 
 The optimistic mode must put a stream back where it was before an event. The first
-:meth:`Stream.tell` switches the stream to counting draws; :meth:`Stream.seek` restores the
-nearest earlier checkpoint (a full generator state, taken every ``CHECKPOINT`` draws) and
-skips forward. :meth:`Stream.forget_before` drops checkpoints no rollback can need.
+:meth:`Stream.tell` switches the stream to *blocks*: the generator's next numbers are drawn
+``BLOCK`` at a time into lists that are kept while a rollback may need them, and ``random``
+becomes a C-level iterator over them. The position is the block and the offset in it;
+:meth:`Stream.seek` re-reads kept blocks; :meth:`Stream.forget_before` frees the old ones.
+The numbers are the same in both forms.
 """
 
 from __future__ import annotations
 
 import math
 import random as _random
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["CHECKPOINT", "Stream"]
+__all__ = ["BLOCK", "Stream"]
 
 T = TypeVar("T")
-CHECKPOINT = 2048  # draws between two saved generator states (a state costs ~10 us to take)
+BLOCK = 256  # numbers drawn at a time once a stream must be rewindable
 _log = math.log
 
 
 class Stream:
     """The random stream ``stream`` of run ``seed`` (uniforms in [0, 1)).
 
-    Do not keep ``stream.random`` across events: it is rebound when counting starts.
+    Do not keep ``stream.random`` across events: it is rebound when the stream switches to
+    blocks (first :meth:`tell`) and on :meth:`seek`.
     """
 
-    __slots__ = ("random", "_mt", "_draw", "_pos", "_ckpt_pos", "_ckpt_state")
+    __slots__ = ("random", "_mt", "_kept", "_first", "_block", "_it")
 
     def __init__(self, seed: int, stream: int) -> None:
         if seed < 0 or stream < 0:
             raise ValueError("seed and stream id must be >= 0")
         words = np.random.SeedSequence([seed, stream]).generate_state(4, np.uint32)
         self._mt = _random.Random(int.from_bytes(words.tobytes(), "little"))
-        self._draw: Callable[[], float] = self._mt.random
-        self.random: Callable[[], float] = self._draw
-        self._pos = -1  # -1: not counting
+        self.random: Callable[[], float] = self._mt.random
+        self._kept: list[list[float]] | None = None  # blocks _first, _first + 1, ... (block mode)
+        self._first = 0
 
-    def _counted(self) -> float:
-        self._pos += 1
-        return self._draw()
+    def _blocks(self, block: int) -> Iterator[Iterator[float]]:
+        kept, draw = self._kept, self._mt.random
+        assert kept is not None
+        while True:
+            k = block - self._first
+            if k == len(kept):  # past the last block drawn: draw the next one
+                kept.append([draw() for _ in range(BLOCK)])
+            it = iter(kept[k])
+            self._it, self._block = it, block
+            yield it
+            block += 1
 
     def exponential(self, mean: float) -> float:
         """An exponential variate with the given mean."""
@@ -67,41 +78,32 @@ class Stream:
         return seq[int(self.random() * len(seq))]
 
     def tell(self) -> int:
-        """The position (draws counted since the first ``tell``); starts counting."""
-        pos = self._pos
-        if pos < 0:
-            pos = self._pos = 0
-            self._ckpt_pos, self._ckpt_state = [0], [self._mt.getstate()]
-            self.random = self._counted
-        elif pos - self._ckpt_pos[-1] >= CHECKPOINT:
-            self._ckpt_pos.append(pos)
-            self._ckpt_state.append(self._mt.getstate())
-        return pos
+        """The position (draws since the first ``tell``, which switches to blocks)."""
+        if self._kept is None:
+            self._kept = []
+            self.seek(0)
+        return self._block * BLOCK + BLOCK - self._it.__length_hint__()  # type: ignore[attr-defined]
 
     def seek(self, position: int) -> None:
         """Go back (or forward) to a position returned by :meth:`tell`."""
-        if self._pos < 0:
+        if self._kept is None:
             raise ValueError("seek needs a position from tell()")
-        if position != self._pos:
-            k = bisect_right(self._ckpt_pos, position) - 1
-            if k < 0:
-                raise ValueError(f"position {position} is older than every kept checkpoint")
-            if not (self._ckpt_pos[k] <= self._pos < position):  # else just skip forward from here
-                self._mt.setstate(self._ckpt_state[k])
-                self._pos = self._ckpt_pos[k]
-            draw = self._draw
-            for _ in range(position - self._pos):
-                draw()
-            self._pos = position
+        block, i = divmod(position, BLOCK)
+        if block < self._first:
+            raise ValueError(f"position {position} was forgotten (forget_before)")
+        blocks = self._blocks(block)
+        first = next(blocks)
+        first.__setstate__(i)  # type: ignore[attr-defined]
+        self.random = chain.from_iterable(chain((first,), blocks)).__next__
 
     def forget_before(self, position: int) -> None:
-        """No seek will go below ``position``: drop the checkpoints that only served those."""
-        if self._pos < 0:
+        """No seek will go below ``position``: free the blocks only those could need."""
+        if self._kept is None:
             return
-        k = bisect_right(self._ckpt_pos, position) - 1
-        if k > 0:
-            del self._ckpt_pos[:k]
-            del self._ckpt_state[:k]
+        drop = min(position // BLOCK, self._block) - self._first
+        if drop > 0:
+            del self._kept[:drop]
+            self._first += drop
 
     def __getstate__(self) -> Any:  # pragma: no cover - streams are built where they are used
         raise TypeError("a Stream is built on the processing element that uses it")
