@@ -127,7 +127,14 @@ def start_with_broker(broker_url: str, *, monitor_url: str, servers: Sequence[Br
     if port is None:
         env = os.environ.get("EVFABRIC_WEB_PORT")
         port = int(env) if env else (DEFAULT_WEB_PORT if _port_free(host, DEFAULT_WEB_PORT) else 0)
-    web = start_web(create_app(store, monitor=monitor), host, port)
+    app = create_app(store, monitor=monitor)
+    try:
+        from evfabric.triggers.api import use_triggers
+
+        use_triggers(app, tap_url)  # the /triggers routes reach the broker as evfabric-serve
+    except ImportError:
+        pass
+    web = start_web(app, host, port)
     web.on_stop += cleanups
     print(f"web service {web.url}  (API docs {web.url}/docs)")
     return web.stop
