@@ -52,6 +52,24 @@ class Conn:
         return any("permissions violation" in e.lower() and what.lower() in e.lower() for e in self.errors)
 
 
+async def refused(url: str, **opts: Any) -> bool:
+    """True when the server refuses the connection for its credentials. The server may close the
+    socket before nats-py reads its error, so a reset is retried until the error is seen."""
+    for _ in range(5):
+        try:
+            nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, **opts)
+        except nats.errors.Error as exc:
+            if "authorization violation" in str(exc).lower():
+                return True
+        except OSError:
+            pass  # reset before the error arrived: ask again
+        else:
+            await nc.close()
+            return False
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def settle(seconds: float = 0.3) -> None:
     await asyncio.sleep(seconds)
 
@@ -68,9 +86,7 @@ async def wait_for(cond: Any, timeout: float = 5.0) -> bool:
 def test_no_token_and_bad_token_are_refused(guarded: Any) -> None:
     async def main() -> None:
         for opts in ({}, {"user": "alice", "password": "guess"}):
-            with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-                await nats.connect(guarded.server.url, connect_timeout=2, allow_reconnect=False,
-                                   max_reconnect_attempts=0, **opts)
+            assert await refused(guarded.server.url, **opts)
 
     asyncio.run(main())
 
@@ -151,10 +167,9 @@ def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> N
         t0 = time.monotonic()
         await asyncio.wait_for(conn.disconnected.wait(), 5)
         assert time.monotonic() - t0 < 5
-        assert any("Authorization Violation" in e for e in conn.errors)
-        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-            await nats.connect(guarded.server.url, connect_timeout=2, allow_reconnect=False,
-                               max_reconnect_attempts=0, **nats_options(doomed.secret))
+        # the server says why (on the closed connection or on the client's reconnect attempt)
+        assert await wait_for(lambda: any("authorization violation" in e.lower() for e in conn.errors), 3)
+        assert await refused(guarded.server.url, **nats_options(doomed.secret))
         # the identity's other token keeps working on its existing connection
         await keep.nc.publish("evf.0.users.bob.still", b"ok")
         assert await wait_for(lambda: got == [b"ok"])
@@ -171,9 +186,7 @@ def test_an_expiring_token_is_reaped(guarded: Any) -> None:
         conn = await Conn().open(guarded.server.url, tok.secret)
         assert conn.nc.is_connected
         await asyncio.wait_for(conn.disconnected.wait(), 6)
-        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-            await nats.connect(guarded.server.url, connect_timeout=2, allow_reconnect=False,
-                               max_reconnect_attempts=0, **nats_options(tok.secret))
+        assert await refused(guarded.server.url, **nats_options(tok.secret))
         await conn.nc.close()
 
     asyncio.run(main())
