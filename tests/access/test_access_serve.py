@@ -88,3 +88,30 @@ def test_access_cli_creates_users_tokens_topics_and_grants(tmp_path: Path) -> No
     assert json.loads(run("grant", "list", "--json")) == []
     run("group", "create", "lab", "-m", "alice", "-m", "bob")
     assert json.loads(run("group", "list", "--json")) == [{"name": "lab", "members": ["alice", "bob"]}]
+
+
+def test_a_data_dir_with_identities_is_enforced_from_the_first_start(tmp_path: Path) -> None:
+    from evfabric.access.nats_config import enforce_configured_store
+    from evfabric.testing import BrokerServer
+
+    open_dir, guarded_dir = tmp_path / "open", tmp_path / "guarded"
+    store = AccessStore.in_dir(guarded_dir)
+    store.create_identity("alice")
+    tok = store.issue_token("alice").secret
+    servers = [BrokerServer(data_dir=d) for d in (open_dir, guarded_dir)]
+    for srv in servers:
+        srv.settings.hooks.append(enforce_configured_store)
+    try:
+        for srv in servers:
+            srv.start()
+
+        async def check() -> None:
+            assert not await _refused(servers[0].url)  # no store: left alone
+            assert await _refused(servers[1].url)
+            assert not await _refused(servers[1].url, **nats_options(tok))
+
+        asyncio.run(check())
+        assert not (open_dir / "access.db").exists()  # the hook never creates a store
+    finally:
+        for srv in servers:
+            srv.close()
