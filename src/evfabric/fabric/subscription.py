@@ -16,8 +16,9 @@ whose listeners failed. The CEL filter and exact pattern matching run before the
 from __future__ import annotations
 
 import inspect
-import threading
 from collections import OrderedDict
+from itertools import count, repeat
+from operator import attrgetter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from evfabric.fabric.aio import AsyncClient
 
 __all__ = ["Delivery", "FabricSubscription", "SubscriptionStats"]
+
+_event_id = attrgetter("id")
 
 
 @dataclass
@@ -50,11 +53,12 @@ class SubscriptionStats:
 class Delivery:
     """One broker message's events on their way through the listeners (reliable subscriptions).
 
-    ``left`` counts events not yet settled; when it reaches zero the consumer acknowledges the
-    message, or asks for redelivery, or dead-letters the events that failed for good.
+    ``left`` is the number of events handed to the listeners; when that many are settled the
+    consumer acknowledges the message, or asks for redelivery, or dead-letters the events that
+    failed for good.
     """
 
-    __slots__ = ("events", "left", "failed", "attempt", "ack", "ref", "_lock")
+    __slots__ = ("events", "left", "failed", "attempt", "ack", "ref", "_settled")
 
     def __init__(self, events: list[Event], attempt: int, ack: Callable[[Delivery], None], ref: Any = None) -> None:
         self.events = events
@@ -63,13 +67,12 @@ class Delivery:
         self.failed: dict[str, tuple[Event, BaseException]] = {}
         self.attempt = attempt
         self.ack = ack
-        self._lock = threading.Lock()
+        # next() on an itertools.count is atomic under the GIL: settling threads need no lock
+        self._settled = count(1)
 
     def settle_one(self) -> bool:
         """Count one event settled; True for the last one."""
-        with self._lock:
-            self.left -= 1
-            return self.left == 0
+        return next(self._settled) == self.left
 
 
 class FabricSubscription(Subscription):
@@ -155,7 +158,7 @@ class FabricSubscription(Subscription):
             except Exception as exc:
                 self._failed(event, exc)
                 raise
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):  # isawaitable is slow; most return None
                 return self._tracked_await(result, event)
             return result
 
@@ -176,35 +179,47 @@ class FabricSubscription(Subscription):
         self.stats.failed += 1
 
     def _settle(self, event: Event) -> None:
-        d = self._pending.pop(event.id, None)
+        eid = event.id
+        d = self._pending.pop(eid, None)
         if d is None:
             return
-        if event.id not in d.failed:
-            self._mark_seen(event.id)
+        if not d.failed or eid not in d.failed:  # handled: remember the id (dedupe window)
+            seen = self._seen
+            seen[eid] = None
+            if len(seen) > self._seen_limit:
+                seen.popitem(last=False)
         if d.settle_one():
             d.ack(d)
-
-    def _mark_seen(self, event_id: str) -> None:
-        seen = self._seen
-        seen[event_id] = None
-        if len(seen) > self._seen_limit:
-            seen.popitem(last=False)
 
     # -- hand-off (on the client's loop) ------------------------------------------------------------
 
     def admit(self, event: Event) -> bool:
         """True when ``event`` should reach the listeners: exact pattern, id not seen, filter."""
-        if not self.exact and not self.pattern.matches(event.topic):
-            self.stats.filtered += 1
-            return False
-        if event.id in self._seen or event.id in self._pending:
-            self.stats.duplicates += 1
-            return False
-        flt = self._flt
-        if flt is not None and self.delivery == RELIABLE and not flt(event):
-            self.stats.filtered += 1
-            return False
-        return True
+        return bool(self._admitted([event]))
+
+    def _admitted(self, events: list[Event]) -> list[Event]:
+        """The events that should reach the listeners (see :meth:`admit`); counts the others."""
+        seen, pending = self._seen, self._pending
+        flt = self._flt if self.delivery == RELIABLE else None
+        if self.exact and flt is None:
+            ids = list(map(_event_id, events))
+            if seen.keys().isdisjoint(ids) and pending.keys().isdisjoint(ids):  # the usual case, in C
+                return events
+        match = None if self.exact else self.pattern.matches
+        chosen = []
+        filtered = duplicates = 0
+        for ev in events:
+            if match is not None and not match(ev.topic):
+                filtered += 1
+            elif ev.id in seen or ev.id in pending:
+                duplicates += 1
+            elif flt is not None and not flt(ev):
+                filtered += 1
+            else:
+                chosen.append(ev)
+        self.stats.filtered += filtered
+        self.stats.duplicates += duplicates
+        return chosen
 
     def hand_best_effort(self, events: list[Event]) -> None:
         """Queue received best-effort events for the listeners (one hand-off per message)."""
@@ -220,14 +235,12 @@ class FabricSubscription(Subscription):
     def hand_reliable(self, delivery: Delivery) -> None:
         """Queue a message's events for the listeners; ``delivery.ack`` runs when all are settled."""
         self.stats.received += len(delivery.events)
-        chosen = [ev for ev in delivery.events if self.admit(ev)]
+        chosen = self._admitted(delivery.events)
         if not chosen:
             delivery.ack(delivery)
             return
         delivery.left = len(chosen)
-        pending = self._pending
-        for ev in chosen:
-            pending[ev.id] = delivery
+        self._pending.update(zip(map(_event_id, chosen), repeat(delivery)))
         self.stats.handed += len(chosen)
         self._dispatch(chosen)
 
