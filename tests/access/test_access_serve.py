@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
 async def _refused(url: str, **opts: Any) -> bool:
     try:
         nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, **opts)
-    except nats.errors.Error:
+    except (nats.errors.Error, OSError):  # refused, or the socket closed before the refusal was read
         return True
     await nc.close()
     return False
