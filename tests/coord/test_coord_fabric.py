@@ -50,3 +50,20 @@ def test_car_wash_over_the_fabric(broker_session):
     seq = run(model, 200.0)
     got = _participants(broker_session.url, model, 200.0, 2, mode="conservative")
     assert got[0].results == seq.results and got[0].outputs == seq.outputs
+
+
+def test_two_sites_run_the_command_line_over_the_fabric(broker_session):
+    import json
+    import subprocess
+    import sys
+
+    run_id = f"cli{int(time.time() * 1000) % 10_000_000}"
+    cmd = [sys.executable, "-m", "evfabric.sim", "phold", "--until", "8", "-p", "n=12", "--mode", "conservative",
+           "--sync", "null", "--placement", "fabric", "--fabric", broker_session.url, "--run", run_id, "--size", "2", "--json"]
+    procs = [subprocess.Popen([*cmd, "--rank", str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    got = json.loads(outs[0][0])
+    assert outs[1][0].strip() == ""  # only PE 0 prints
+    assert got["stats"]["placement"] == "fabric" and got["stats"]["workers"] == 2
+    assert got["results"] == run(Phold(n=12), 8.0).results

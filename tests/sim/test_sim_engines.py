@@ -191,3 +191,18 @@ def test_statistics_summary_and_csv():
     assert row[header.index("committed")] == str(s.committed)
     assert "events committed" in s.summary()
     assert sum(s.events_per_task) == s.committed
+
+
+def test_placement_by_measured_weight_balances_and_agrees():
+    from evfabric.coord import balance, measured_weights
+    from evfabric.sim.models import Epidemic
+
+    model = Epidemic(people=400, seed=9)
+    first = run(model, 40.0)
+    weights = measured_weights(first.stats.events_per_task)
+    owner = balance(weights, 2)
+    loads = [sum(w for w, pe in zip(weights, owner) if pe == k) for k in (0, 1)]
+    assert abs(loads[0] - loads[1]) <= max(weights)  # balanced by what each task really did
+    again = run(model, 40.0, mode="conservative", workers=2, owner=owner)
+    assert again.results == first.results
+    assert again.stats.events_per_task == first.stats.events_per_task

@@ -58,21 +58,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=float, default=None)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
+    ap.add_argument("--fabric", metavar="URL", help="broker URL (placement fabric)")
+    ap.add_argument("--run", default="evfabric-sim", help="run name shared by the participants (fabric)")
+    ap.add_argument("--rank", type=int, default=0, help="this participant's PE number (fabric)")
+    ap.add_argument("--size", type=int, default=1, help="number of participants (fabric)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--csv", action="store_true", help="print the statistics as CSV (header and row)")
     args = ap.parse_args(argv)
     params = dict(p.split("=", 1) for p in args.param)
     model = build(args.model, params)
     until = args.until if args.until is not None else DEFAULT_UNTIL[args.model]
-    result = run(
-        model, until if math.isfinite(until) else math.inf, args.mode, args.workers, args.placement,
-        sync=args.sync, batch=args.batch, window=args.window, timeout=args.timeout,
-    )
+    options: dict[str, Any] = {"sync": args.sync, "batch": args.batch, "window": args.window, "timeout": args.timeout}
+    if args.placement == "fabric":
+        return _run_on_fabric(args, model, until, options)
+    result = run(model, until if math.isfinite(until) else math.inf, args.mode, args.workers, args.placement, **options)
     if args.placement == "mpi":
         from evfabric.coord.transport_mpi import mpi_world
 
         if mpi_world()[0] != 0:
             return 0
+    _print(args, result)
+    return 0
+
+
+def _run_on_fabric(args: argparse.Namespace, model: Model, until: float, options: dict[str, Any]) -> int:
+    import evfabric
+    from evfabric.coord.transport_fabric import FabricTransport
+
+    if not args.fabric:
+        raise SystemExit("placement fabric needs --fabric URL (and --run, --rank, --size)")
+    with evfabric.connect(args.fabric, source=f"{args.run}-pe{args.rank}") as client:
+        transport = FabricTransport(client, args.run, args.rank, args.size)
+        result = run(model, until, args.mode, args.size, "fabric", transport=transport, **options)
+    if args.rank == 0:
+        _print(args, result)
+    return 0
+
+
+def _print(args: argparse.Namespace, result: Result) -> None:
     if args.json:
         print(result_json(args.model, result))
     elif args.csv:
@@ -82,4 +105,3 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in result.results.items():
             print(f"{k:24} {v}")
         print(result.stats.summary())
-    return 0
