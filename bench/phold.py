@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from heapq import heapify, heappop, heappush
 
 from evfabric.benchmarking import Figure, median_of, timed
@@ -72,15 +73,18 @@ def simpy_phold(n: int, e: int, r: float, lookahead: float, mean: float, until: 
     return count[0]
 
 
-def _rate(fn, repeat: int) -> tuple[float, int]:
-    counts: list[int] = []
-    rates = []
+def _interleaved(fns: dict[str, Callable[[], int]], repeat: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Median events/s of each loop, the loops taking turns so that they share the machine's
+    load (this machine is shared and noisy): one repetition of each, then the next."""
+    rates: dict[str, list[float]] = {k: [] for k in fns}
+    counts: dict[str, int] = {}
     for _ in range(repeat):
-        box: list[int] = []
-        seconds = timed(lambda: box.append(fn()))
-        counts.append(box[0])
-        rates.append(box[0] / seconds)
-    return median_of(rates), counts[0]
+        for name, fn in fns.items():
+            box: list[int] = []
+            seconds = timed(lambda fn=fn: box.append(fn()))
+            counts[name] = box[0]
+            rates[name].append(box[0] / seconds)
+    return {k: median_of(v) for k, v in rates.items()}, counts
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -90,12 +94,18 @@ def run(quick: bool = False) -> list[Figure]:
     params = {"N": n, "E": E, "R": R, "L": L, "until": until}
 
     reference = simulate(model, until).results
-    ours, committed = _rate(lambda: simulate(model, until).stats.committed, repeat)
-    bare, bare_count = _rate(lambda: bare_heapq(n, E, R, L, MEAN, until), repeat)
-    simpy, _ = _rate(lambda: simpy_phold(n, E, R, L, MEAN, until), repeat)
+    rates, counts = _interleaved(
+        {
+            "ours": lambda: simulate(model, until).stats.committed,
+            "bare": lambda: bare_heapq(n, E, R, L, MEAN, until),
+            "simpy": lambda: simpy_phold(n, E, R, L, MEAN, until),
+        },
+        repeat,
+    )
+    ours = rates["ours"]
     figures = [
-        Figure("sequential", "events/s", ours, "bare heapq loop", bare, notes={**params, "events": committed, "bare_events": bare_count}),
-        Figure("sequential_vs_simpy", "events/s", ours, "SimPy (callbacks)", simpy, notes=params),
+        Figure("sequential", "events/s", ours, "bare heapq loop", rates["bare"], notes={**params, "events": counts["ours"], "bare_events": counts["bare"]}),
+        Figure("sequential_vs_simpy", "events/s", ours, "SimPy (callbacks)", rates["simpy"], notes={**params, "simpy_events": counts["simpy"]}),
     ]
     runs = {
         "conservative_2w": ("conservative", {"sync": "windows"}),
