@@ -117,6 +117,8 @@ class PullConsumer:
         self._unsettled = 0
         self._last_activity = 0.0
         self._acks: deque[tuple[str, bytes]] = deque()
+        self._settled_queue: deque[Delivery] = deque()  # settled on dispatcher threads, for the loop
+        self._settle_scheduled = False
         self._wake = asyncio.Event()
         self._inbox = ""
         self._nsub: NatsSubscription | None = None
@@ -224,7 +226,21 @@ class PullConsumer:
         self.sub.hand_reliable(d)
 
     def _settled_threadsafe(self, d: Delivery) -> None:
-        self.client.call_on_loop(self._settled, d)
+        if self.client.on_loop_thread():
+            self._settled(d)
+            return
+        # Coalesced wake-ups: call_soon_threadsafe writes to the loop's self-pipe, and the
+        # dispatcher thread then waits for the GIL (up to a switch interval) on every write.
+        self._settled_queue.append(d)
+        if not self._settle_scheduled:
+            self._settle_scheduled = True
+            self.client.call_on_loop(self._settle_queued)
+
+    def _settle_queued(self) -> None:
+        self._settle_scheduled = False  # before draining: a delivery queued meanwhile schedules again
+        queue = self._settled_queue
+        while queue:
+            self._settled(queue.popleft())
 
     def _settled(self, d: Delivery) -> None:
         reply, d.ref = d.ref, None
