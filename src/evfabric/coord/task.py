@@ -23,18 +23,32 @@ RUNTIME_ATTRS = frozenset({"id", "now", "send", "emit", "_ev", "_rec"})
 class Task:
     """Base class of a coordinated task.
 
-    The runtime sets ``id`` (an int, unique in the program), ``now`` (the time stamp of the
-    event being handled; 0 in untimed modes) and binds ``send`` and ``emit`` before ``init``.
+    The runtime sets ``id`` (an int, unique in the program) and ``now`` (the time stamp of the
+    event being handled; 0 in untimed modes), and binds two functions before ``init``:
 
-    The task's *state* is every instance attribute except the runtime's (and, in subclasses,
-    the names listed in ``runtime_attrs``). The optimistic mode saves it before each event with
-    :meth:`save` and puts it back with :meth:`restore`; the defaults deep-copy it, a task with
-    a small state should override both for speed.
+    * ``send(dst, kind, data=None, delay=0.0)``: send an event to task ``dst``, handled at
+      ``now + delay`` (timed modes). Asynchronous: it returns at once. ``data`` must not be
+      mutated afterwards (it may be shared with the receiver). A negative delay, or
+      (conservative mode, between processing elements) a delay below the lookahead, raises
+      :class:`~evfabric.core.errors.CausalityError`.
+    * ``emit(record)``: an action on the outside world, recorded only once the current event
+      is committed (at once in sequential and conservative modes, at fossil collection in
+      optimistic mode).
+
+    The runtime's attributes live in slots; the task's *state* is its other attributes (its
+    ``__dict__``, or the slots a subclass declares and saves itself). The optimistic mode saves
+    it before each event with :meth:`save` and puts it back with :meth:`restore`; the defaults
+    deep-copy ``__dict__``, a task with a small state should override both for speed.
     """
 
+    __slots__ = ("id", "now", "send", "emit", "_ev", "_rec", "__dict__", "__weakref__")
     runtime_attrs: frozenset[str] = RUNTIME_ATTRS
-    id: int = -1
-    now: float = 0.0
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Task:
+        self = super().__new__(cls)
+        self.id, self.now = -1, 0.0
+        self.send = self.emit = _detached
+        return self
 
     def init(self) -> None:
         """Called once before any event; may send the first events."""
@@ -45,22 +59,6 @@ class Task:
     def finish(self) -> dict[str, Any]:
         """Called once at the end (``now`` is the end time); returns this task's report."""
         return {}
-
-    # -- bound by the runtime; these bodies only document the signature --------------------
-
-    def send(self, dst: int, kind: str, data: Any = None, delay: float = 0.0) -> None:  # pragma: no cover
-        """Send an event to task ``dst``, to be handled at ``now + delay`` (timed modes).
-
-        Asynchronous: returns at once. ``data`` must not be mutated afterwards (it may be shared
-        with the receiver). A negative delay, or (conservative mode, between processing
-        elements) a delay below the lookahead, raises :class:`~evfabric.core.errors.CausalityError`.
-        """
-        raise RuntimeError("task is not attached to a runtime")
-
-    def emit(self, record: Any) -> None:  # pragma: no cover
-        """An action on the outside world: recorded only once the current event is committed
-        (at once in sequential and conservative modes, at fossil collection in optimistic)."""
-        raise RuntimeError("task is not attached to a runtime")
 
     # -- state saving -----------------------------------------------------------------------
 
@@ -76,6 +74,10 @@ class Task:
     def release(self, oldest: Any | None) -> None:
         """Optimistic mode, after a commit: no snapshot older than ``oldest`` (None: than the
         current state) will be restored any more; a task may free what only served those."""
+
+
+def _detached(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("task is not attached to a runtime")
 
 
 class Facade(Task):

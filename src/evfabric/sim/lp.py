@@ -22,8 +22,8 @@ class LP(Task):
     a cheap copy when the default deep copy is too slow.
     """
 
+    __slots__ = ("rng",)
     runtime_attrs = RUNTIME_ATTRS | {"rng"}
-    rng: Stream
 
     def state(self) -> Any:
         """The LP's own state (default: a deep copy of its attributes)."""
