@@ -18,6 +18,7 @@ reported in the notes).
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -94,6 +95,7 @@ def run(quick: bool = False) -> list[Figure]:
     params = {"N": n, "E": E, "R": R, "L": L, "until": until}
 
     reference = simulate(model, until).results
+    load_before = round(os.getloadavg()[0], 2)  # the machine is shared: say how busy it was
     rates, counts = _interleaved(
         {
             "ours": lambda: simulate(model, until).stats.committed,
@@ -104,7 +106,9 @@ def run(quick: bool = False) -> list[Figure]:
     )
     ours = rates["ours"]
     figures = [
-        Figure("sequential", "events/s", ours, "bare heapq loop", rates["bare"], notes={**params, "events": counts["ours"], "bare_events": counts["bare"]}),
+        Figure("sequential", "events/s", ours, "bare heapq loop", rates["bare"],
+               notes={**params, "events": counts["ours"], "bare_events": counts["bare"],
+                      "load_avg_before": load_before, "load_avg_after": round(os.getloadavg()[0], 2)}),
         Figure("sequential_vs_simpy", "events/s", ours, "SimPy (callbacks)", rates["simpy"], notes={**params, "simpy_events": counts["simpy"]}),
     ]
     runs = {
@@ -130,6 +134,7 @@ def run(quick: bool = False) -> list[Figure]:
                 "sync_s": round(s.sync_seconds, 3),
                 "startup_s": round(total - s.wall_seconds, 3),
                 "same_results": res.results == reference,
+                "load_avg": round(os.getloadavg()[0], 2),
                 **kw,
             }
         fig = Figure(name, "events/s", median_of(rates), "our sequential", ours, notes={**params, **notes})
