@@ -30,7 +30,6 @@ import asyncio
 import inspect
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
