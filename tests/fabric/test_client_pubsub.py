@@ -44,7 +44,8 @@ def test_patterns_filters_and_listeners(broker_session) -> None:
         assert wait_until(lambda: len(got["deep"]) == 4 and len(got["hot"]) == 3)
         time.sleep(0.1)
         assert got["one"] == [f"{root}.a"]
-        assert got["mid"] == [f"{root}.a.temp", f"{root}.a.b.temp"]
+        # different topics: no order between them is promised in threads mode
+        assert sorted(got["mid"]) == sorted([f"{root}.a.temp", f"{root}.a.b.temp"])
         assert sorted(got["hot"]) == [31.0, 35.0, 40.0]
         with pytest.raises(ReservedTopic):
             c.publish("cca.x", {})
