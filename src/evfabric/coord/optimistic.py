@@ -60,22 +60,25 @@ class TimeWarp:
         last, remote = self.last, self._remote
         seq = self.k.seqs[i]  # never rewound: re-sent events get fresh ids
 
-        def send(dst: int, kind: str, data: Any = None, delay: float = 0.0) -> None:
+        # Defaults instead of closure cells: see Kernel._make_send.
+        def send(dst: int, kind: str, data: Any = None, delay: float = 0.0, _task: Task = task, _i: int = i,
+                 _seq: Any = seq, _heap: list[Any] = heap, _owner: list[int] = owner, _me: int = me,
+                 _outbox: list[list[Any]] = outbox, _last: list[Event] = last, _remote: list[int] = remote) -> None:
             if delay < 0:
-                raise CausalityError(f"task {i} sent {kind!r} to {dst} with negative delay {delay}")
-            now = task.now
+                raise CausalityError(f"task {_i} sent {kind!r} to {dst} with negative delay {delay}")
+            now = _task.now
             t = now + delay
-            ev = (t, task._ev[1] + 1 if t == now else 0, i, seq(), dst, kind, data)  # type: ignore[attr-defined]
-            task._rec[2].append(ev)  # type: ignore[attr-defined]
-            pe = owner[dst]
-            if pe == me:
-                if ev < last[dst]:  # possible after a partial rollback of this PE's tasks
+            ev = (t, _task._ev[1] + 1 if t == now else 0, _i, _seq(), dst, kind, data)  # type: ignore[attr-defined]
+            _task._rec[2].append(ev)  # type: ignore[attr-defined]
+            pe = _owner[dst]
+            if pe == _me:
+                if ev < _last[dst]:  # possible after a partial rollback of this PE's tasks
                     self._rollback(dst, ev, None)
                     self.drain()
-                heappush(heap, ev)
+                heappush(_heap, ev)
             else:
-                outbox[pe].append(ev)
-                remote[0] += 1
+                _outbox[pe].append(ev)
+                _remote[0] += 1
 
         return send
 
