@@ -37,6 +37,11 @@ def wait_until(pred, timeout: float = 20.0, every: float = 0.05) -> bool:
     return pred()
 
 
+def started(runner, name: str) -> None:
+    """Wait until the runner consumes for trigger ``name`` (its consumer starts at 'latest')."""
+    assert wait_until(lambda: name in runner.status(), timeout=20), f"trigger {name} did not start"
+
+
 def lines(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -101,7 +106,7 @@ def test_python_action_with_filter_acts_exactly_once(fabric, runner, out):
     root = unique("trg")
     admin = Triggers(fabric)
     admin.create(f"{root}-hot", f"{root}.sensor.*", "trigger_actions:record", filter="body.i % 2 == 0")
-    time.sleep(0.3)
+    started(runner, f"{root}-hot")
     fabric.publish_many(f"{root}.sensor.t", [{"i": i} for i in range(40)], delivery="reliable")
     fabric.flush()
     assert wait_until(lambda: len(lines(out)) >= 20)
@@ -119,7 +124,7 @@ def test_batches_by_size_and_window(fabric, runner, out):
         {"kind": "python", "target": "trigger_actions:record_batch", "pass_batch": True},
         batch_size=10, batch_window=0.3,
     )
-    time.sleep(0.3)
+    started(runner, f"{root}-b")
     fabric.publish_many(f"{root}.x", [{"i": i} for i in range(25)], delivery="reliable")
     fabric.flush()
     assert wait_until(lambda: len(lines(out)) == 25)
@@ -132,7 +137,7 @@ def test_shell_action_gets_event_json_and_env(fabric, runner, out, tmp_path):
     target = tmp_path / "shell.out"
     cmd = f'printf "%s %s " "$EVF_TOPIC" "$EVF_BATCH_SIZE" >> {target}; cat >> {target}; echo >> {target}'
     Triggers(fabric).create(f"{root}-sh", f"{root}.*", {"kind": "shell", "target": cmd})
-    time.sleep(0.3)
+    started(runner, f"{root}-sh")
     fabric.publish(f"{root}.run", {"i": 7}, delivery="reliable")
     assert wait_until(lambda: target.exists() and target.read_text().count("\n") >= 1)
     first = target.read_text().splitlines()[0]
@@ -162,7 +167,7 @@ def test_webhook_action_posts_cloudevents(fabric, runner, out):
         root = unique("wh")
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         Triggers(fabric).create(f"{root}-wh", f"{root}.*", url)
-        time.sleep(0.3)
+        started(runner, f"{root}-wh")
         for i in range(3):
             fabric.publish(f"{root}.e", {"i": i}, delivery="reliable")
         assert wait_until(lambda: len([r for r in _Hook.received if r[1]["subject"] == f"{root}.e"]) == 3)
@@ -178,7 +183,7 @@ def test_failing_action_retries_then_dead_letters(fabric, runner, out):
     fabric.subscribe(f"cca.deadletter.{root}.*", delivery="reliable", listener=letters.append)
     admin = Triggers(fabric)
     admin.create(f"{root}-f", f"{root}.*", "trigger_actions:always_fails", retries=2, backoff=0.05)
-    time.sleep(0.3)
+    started(runner, f"{root}-f")
     fabric.publish(f"{root}.x", {"i": 1}, delivery="reliable")
     assert wait_until(lambda: len(letters) == 1)
     assert letters[0].body["event"]["body"] == {"i": 1} and "cannot handle" in letters[0].body["error"]
@@ -192,7 +197,7 @@ def test_autoscaling_up_to_max_and_back_down(fabric, runner, out, monkeypatch):
     monkeypatch.setenv("EVF_TEST_SLEEP", "0.3")
     root = unique("scale")
     Triggers(fabric).create(f"{root}-s", f"{root}.*", "trigger_actions:slow", min_concurrency=1, max_concurrency=6)
-    time.sleep(0.3)
+    started(runner, f"{root}-s")
     fabric.publish_many(f"{root}.x", [{"i": i} for i in range(30)], delivery="reliable")
     fabric.flush()
     status = lambda: runner.status()[f"{root}-s"]  # noqa: E731

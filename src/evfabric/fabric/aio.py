@@ -546,6 +546,10 @@ class AsyncClient:
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, nats.errors.SlowConsumerError):
             self._on_slow(self._by_sid.get(exc.sid), exc.subject)
+        elif "permissions violation for publish" in str(exc).lower():
+            # the broker refused a publish (access control): fail waiting reliable publishes now
+            # with AccessDenied rather than let them time out
+            self.publisher.denied(str(exc))
 
     async def _on_disconnect(self) -> None:
         self.stats.disconnects += 1

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import nats.errors
 from nats.aio.msg import Msg
 
-from evfabric.core.errors import AlreadyExists, ConfigError, NotFound, PublishRejected, ServiceClosed
+from evfabric.core.errors import AccessDenied, AlreadyExists, ConfigError, NotFound, PublishRejected, ServiceClosed
 from evfabric.core.event import RELIABLE
 from evfabric.fabric.batching import Batch, Batcher
 from evfabric.fabric.consumers import DEAD_LETTER_GROUP
@@ -128,6 +128,13 @@ class Publisher:
         if batch is not None:
             self._room.set()
             self.batcher.complete(batch, error)
+
+    def denied(self, message: str) -> None:
+        """The broker said a publish was not permitted: fail the in-flight batches on that subject."""
+        subject = message.rsplit(" to ", 1)[-1].strip().strip("'\"")
+        for token, batch in list(self._inflight.items()):
+            if batch.subject == subject:
+                self._fail(token, AccessDenied(f"the broker refused to store events on {subject!r}: {message}"))
 
     # -- acknowledgements ---------------------------------------------------------------------------
 
