@@ -1,5 +1,7 @@
 """Untimed tasks on threads: ordering modes, look-ahead receive, deadlock and timeouts."""
 
+import time
+
 import pytest
 
 from evfabric.coord import Facade, Runtime, Task
@@ -19,6 +21,9 @@ class Sender(Task):
 class Collector(Task):
     def __init__(self):
         self.got = []
+
+    def init(self):
+        time.sleep(0.2)  # let events pile up in the inbox, so the network can reorder them
 
     def handle(self, kind, data):
         self.got.append((self.current.src, data))
@@ -68,6 +73,9 @@ class Closer(Task):
 class Gate(Task):
     def __init__(self):
         self.log = []
+
+    def init(self):
+        time.sleep(0.05)  # both events arrive before the first is taken: reordering is possible
 
     def handle(self, kind, data):
         self.log.append(kind)

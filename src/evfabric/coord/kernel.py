@@ -127,7 +127,8 @@ class Kernel:
 
     def init_tasks(self) -> None:
         """Call every owned task's ``init`` (its sends may go anywhere, with any delay >= 0)."""
-        self.handlers = [t.handle if t is not None else None for t in self.tasks]
+        # The class's function, shared by its instances (warm), rather than a bound method each.
+        self.handlers = [type(t).handle if t is not None else None for t in self.tasks]
         self.bind(0.0)
         for i in self.mine:
             self.tasks[i].init()  # type: ignore[union-attr]
@@ -148,7 +149,7 @@ class Kernel:
             task = tasks[d]
             task.now = t  # type: ignore[union-attr]
             task._ev = ev  # type: ignore[union-attr]
-            handlers[d](kind, data)
+            handlers[d](task, kind, data)
             counts[d] += 1
         return sum(counts) - n
 

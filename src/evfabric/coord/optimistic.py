@@ -119,7 +119,7 @@ class TimeWarp:
             last[d] = ev
             task.now = t  # type: ignore[union-attr]
             task._ev = ev  # type: ignore[union-attr]
-            handlers[d](kind, data)
+            handlers[d](task, kind, data)
             n += 1
         k.stats.processed += n
         return n

@@ -54,7 +54,10 @@ class Task:
         """Called once before any event; may send the first events."""
 
     def handle(self, kind: str, data: Any) -> None:
-        """Process one delivered event of type ``kind`` with payload ``data``."""
+        """Process one delivered event of type ``kind`` with payload ``data``.
+
+        The timed engines look ``handle`` up once on the task's class (not on the instance).
+        """
 
     def finish(self) -> dict[str, Any]:
         """Called once at the end (``now`` is the end time); returns this task's report."""
