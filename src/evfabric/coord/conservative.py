@@ -82,13 +82,9 @@ def run_null_messages(
     promised_out = {p: -INF for p in peers}
     safe_from = -INF  # everything below this has been handled (or is beyond the end)
     finished: set[int] = set()  # peers whose 'bye' already came
-    done = False
-    while True:
-        safe = min(promised_in.values(), default=INF)
-        limit = min(safe, end)
-        if limit > safe_from:
-            kernel.process(limit)
-            safe_from = limit
+
+    def flush(safe: float) -> bool:
+        """Send each peer its batch and/or a higher promise; True once nothing is left to do."""
         horizon = min(kernel.next_time(), safe)
         done = horizon >= end
         promise = INF if done else horizon + lookahead
@@ -99,8 +95,19 @@ def run_null_messages(
                 stats.remote += len(batch)
                 stats.null_messages += not batch
                 promised_out[p] = promise
+        return done
+
+    while True:
+        safe = min(promised_in.values(), default=INF)
+        limit = min(safe, end)
+        if limit > safe_from:
+            # Promise first: every event this PE handles now is at or after its next time stamp,
+            # so the peers may go on while it works (instead of taking turns with it).
+            flush(safe)
+            kernel.process(limit)
+            safe_from = limit
         stats.rounds += 1
-        if done:
+        if flush(safe):
             break
         # Wait for at least one message, then take whatever else is already there.
         t0 = time.perf_counter()
