@@ -266,3 +266,28 @@ def test_the_evfabric_client_works_within_its_grants(guarded: Any) -> None:
         await b.close(timeout=1.0)  # its refused batch will never be confirmed
 
     asyncio.run(main())
+
+
+def test_connect_takes_a_token_or_evfabric_token(guarded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evfabric.core.errors import AccessDenied
+    from evfabric.fabric.aio import connect_async
+
+    store = guarded.store
+    store.register_topic("obs", "alice")
+    alice_tok = store.issue_token("alice").secret
+
+    async def main() -> None:
+        await asyncio.sleep(0.5)
+        url = guarded.server.url
+        a = await connect_async(url, auto_topics=False, token=alice_tok)
+        await a.create_topic("obs")
+        await a.publish("obs.x", {"n": 1}, delivery="reliable", wait=True)
+        await a.close()
+        monkeypatch.setenv("EVFABRIC_TOKEN", alice_tok)
+        b = await connect_async(url, auto_topics=False)  # the token from the environment
+        await b.publish("obs.x", {"n": 2}, delivery="reliable", wait=True)
+        with pytest.raises(AccessDenied):
+            await b.publish("users.bob.x", {"n": 3}, delivery="reliable", wait=True, timeout=3)
+        await b.close(timeout=1.0)
+
+    asyncio.run(main())

@@ -17,7 +17,7 @@ topics, replay and groups: see :mod:`evfabric.fabric` and docs/fabric.md.
 from __future__ import annotations
 
 import asyncio
-import collections
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -25,36 +25,30 @@ from dataclasses import dataclass, replace
 from itertools import count, islice
 from typing import Any, Coroutine, TypeVar
 
-import msgspec
 import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
 from evfabric.core.errors import BrokerUnavailable, ConfigError, NotFound, QueueFull, ServiceClosed
-from evfabric.core.event import BEST_EFFORT, RELIABLE, Body, Event, check_body, flat_bodies, new_id, new_ids, stamp
+from evfabric.core.event import BEST_EFFORT, RELIABLE, Body, Event, check_body, flat_bodies, new_ids, stamp
 from evfabric.core.filters import Filter
 from evfabric.core.topics import MANY, ONE, Pattern, check_publishable
 from evfabric.fabric.batching import Batcher, Ticket
-from evfabric.fabric.consumers import DEAD_LETTER_GROUP, CoreConsumer, PullConsumer, consumer_config
+from evfabric.fabric.consumers import CoreConsumer, PullConsumer, consumer_config
 from evfabric.fabric.delivery import DeliveryPolicy, Rule, check_mode
+from evfabric.fabric.losses import LossReport
 from evfabric.fabric.publisher import Publisher
 from evfabric.fabric.replay import Start
 from evfabric.fabric.streams import (
     TopicCatalog, TopicConfig, TopicInfo, create_topic, delete_topic, describe_topic, list_topics, update_topic,
 )
 from evfabric.fabric.subjects import intersect, partition_of, pattern_filter, pattern_reaches, topic_subject
-from evfabric.fabric.subscription import Delivery, FabricSubscription
+from evfabric.fabric.subscription import FabricSubscription
 from evfabric.local.service import EventService
 
 __all__ = ["AsyncClient", "FabricStats", "connect_async"]
 
 T = TypeVar("T")
-
-GARBAGE = "cca.fabric.garbage"
-"""Messages that were not evfabric batches (body: ``count``, ``subjects``, ``error``)."""
-DROPPED = "cca.fabric.dropped"
-"""Best-effort events or messages dropped (body: ``reason``, ``count``, ``unit``, ``topics``)."""
-
 
 @dataclass
 class FabricStats:
@@ -100,9 +94,7 @@ class AsyncClient:
         self._by_sid: dict[int, FabricSubscription] = {}
         self._names = count(1)
         self._spread = count()
-        self._drops: collections.Counter[tuple[str, str, str]] = collections.Counter()
-        self._garbage: collections.Counter[str] = collections.Counter()
-        self._garbage_error = ""
+        self.losses = LossReport(self.stats, self.local)
         self._closed = False
         self._reporter: asyncio.Task[None] | None = None
 
@@ -187,7 +179,7 @@ class AsyncClient:
     def full(self, event: Event, mode: str) -> Ticket | None:
         """Apply the overflow policy to a full batcher: a done ticket (dropped), None (wait), or raise."""
         if self.overflow == "drop" and mode == BEST_EFFORT:
-            self.note_drop("overflow", event.topic, 1)
+            self.losses.drop("overflow", event.topic, 1)
             done = Ticket()
             done._seal(0)
             return done
@@ -475,77 +467,22 @@ class AsyncClient:
         await delete_topic(self.js, name)
         self.catalog.forget(name)
 
-    # -- accounting and framework events ------------------------------------------------------------
+    # -- accounting ------------------------------------------------------------------------------
 
     def backlog_full(self) -> bool:
         """True when more than ``max_backlog`` received events wait for local dispatch."""
         return self.local.dispatcher.pending() > self.max_backlog
 
-    def note_drop(self, reason: str, topic: str, n: int, unit: str = "events") -> None:
-        """Count dropped best-effort events (or messages); reported as ``cca.fabric.dropped``."""
-        if unit == "events":
-            self.stats.dropped += n
-        self._drops[(reason, unit, topic)] += n
-
-    def note_garbage(self, subject: str, size: int, error: str) -> None:
-        """Count a message that did not decode; reported as ``cca.fabric.garbage``."""
-        self.stats.garbage += 1
-        self._garbage[subject] += 1
-        self._garbage_error = f"{error} ({size} bytes)"
-
-    def dead_letter(self, sub: FabricSubscription, d: Delivery) -> Ticket:
-        """Publish the events that failed for good to ``cca.deadletter.<topic>`` (reliable)."""
-        ticket: Ticket | None = None
-        for ev, exc in d.failed.values():
-            body = {
-                "event": msgspec.to_builtins(ev, builtin_types=(bytes,)),
-                "error": f"{type(exc).__name__}: {exc}", "attempts": d.attempt,
-                "subscription": sub.name, "pattern": sub.pattern.text, "group": sub.group,
-            }
-            topic = f"{DEAD_LETTER_GROUP}.{ev.topic}"
-            now = time.time()
-            letter = Event(id=new_id(now), topic=topic, source=self.source, time=round(now, 6),
-                           type="evfabric.deadletter", delivery=RELIABLE, body=body)
-            ticket, wake = self.batcher.add(topic_subject(topic), RELIABLE, letter)
-            while ticket is None:  # the batcher is full: dead letters must not be lost
-                self.batcher.max_pending += 1
-                ticket, wake = self.batcher.add(topic_subject(topic), RELIABLE, letter)
-            if wake:
-                self.call_on_loop(self.publisher.wake)
-        assert ticket is not None
-        return ticket
-
-    def _on_slow(self, sub: FabricSubscription | None, subject: str) -> None:
-        self.stats.slow_consumer_msgs += 1
-        if sub is not None:
-            sub.stats.dropped += 1
-        self._drops[("slow_consumer", "messages", subject)] += 1
-
     async def _report_loop(self, every: float = 0.2) -> None:
         while True:
             await asyncio.sleep(every)
-            self.report()
-
-    def report(self) -> None:
-        """Publish (locally) the drops and garbage noted since the last report as ``cca`` events."""
-        if self._drops:
-            drops, self._drops = self._drops, collections.Counter()
-            by: dict[tuple[str, str], dict[str, int]] = {}
-            for (reason, unit, topic), n in drops.items():
-                by.setdefault((reason, unit), {})[topic] = n
-            for (reason, unit), topics in by.items():
-                self.local.emit(DROPPED, {"reason": reason, "unit": unit, "count": sum(topics.values()),
-                                           "topics": topics})
-        if self._garbage:
-            garbage, self._garbage = self._garbage, collections.Counter()
-            self.local.emit(GARBAGE, {"count": sum(garbage.values()), "subjects": dict(garbage),
-                                       "error": self._garbage_error})
+            self.losses.report()
 
     # -- connection events ------------------------------------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, nats.errors.SlowConsumerError):
-            self._on_slow(self._by_sid.get(exc.sid), exc.subject)
+            self.losses.slow_consumer(self._by_sid.get(exc.sid), exc.subject)
         elif "permissions violation for publish" in str(exc).lower():
             # the broker refused a publish (access control): fail waiting reliable publishes now
             # with AccessDenied rather than let them time out
@@ -587,7 +524,7 @@ class AsyncClient:
         await self.publisher.close()
         if self._reporter is not None:
             self._reporter.cancel()
-        self.report()
+        self.losses.report()
         try:
             await asyncio.wait_for(self.nc.close(), 5)
         except Exception:
@@ -610,7 +547,7 @@ async def connect_async(
     max_pending: int = 200_000, overflow: str = "block", linger: float = 0.0, ack_timeout: float = 2.0,
     window: int = 64, auto_topics: bool | TopicConfig = True, max_backlog: int = 100_000,
     publish_timeout: float | None = 30.0, connect_timeout: float = 2.0, reconnect_wait: float = 0.25,
-    name: str | None = None, **nats_options: Any,
+    name: str | None = None, token: str | None = None, **nats_options: Any,
 ) -> AsyncClient:
     """Connect to the broker at ``url`` (or a list of cluster URLs) from a running asyncio loop.
 
@@ -621,9 +558,16 @@ async def connect_async(
     coalescing while the line is busy. ``auto_topics``: create a durable topic (its first segment;
     a :class:`TopicConfig` gives its settings) on the first reliable use of an unknown one.
     ``mode``: how listeners are called (``asyncio``, ``threads``, ``sync``; see EventService).
+    ``token``: an evfabric access token (default ``$EVFABRIC_TOKEN``) for a broker that enforces
+    access control; other keywords go to ``nats.connect``.
     """
     check_mode(delivery)
     holder: dict[str, AsyncClient] = {}
+    token = token or os.environ.get("EVFABRIC_TOKEN")
+    if token and "user" not in nats_options:
+        from evfabric.access.client import nats_options as token_options  # the token format is access's
+
+        nats_options = {**token_options(token), **nats_options}
 
     async def on_error(exc: Exception) -> None:
         if "c" in holder:

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import nats.errors
 import nats.js.errors as jserr
 from nats.aio.msg import Msg
@@ -31,7 +32,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from evfabric.core.codec import decode_batch
 from evfabric.core.errors import DecodeError
-from evfabric.core.event import Event
+from evfabric.core.event import RELIABLE, Event, new_id, now_us
+from evfabric.fabric.subjects import topic_subject
 from evfabric.fabric.subscription import Delivery, FabricSubscription
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ def decode_message(client: AsyncClient, sub: FabricSubscription, msg: Msg) -> li
         return decode_batch(msg.data)
     except DecodeError as exc:
         sub.stats.garbage += 1
-        client.note_garbage(msg.subject, len(msg.data), str(exc))
+        client.losses.garbage(msg.subject, len(msg.data), str(exc))
         return None
 
 
@@ -81,7 +83,7 @@ class CoreConsumer:
             return
         if self.client.backlog_full():
             self.sub.stats.dropped += len(events)
-            self.client.note_drop("backlog", events[0].topic, len(events))
+            self.client.losses.drop("backlog", events[0].topic, len(events))
             return
         self.sub.hand_best_effort(events)
 
@@ -254,7 +256,7 @@ class PullConsumer:
             self._acks.append((reply, b"-NAK " + json.dumps({"delay": delay}).encode()))
         elif self.dead_letter:
             self.sub.stats.dead_lettered += len(d.failed)
-            ticket = self.client.dead_letter(self.sub, d)
+            ticket = dead_letter(self.client, self.sub, d)
             ticket.add_done_callback(lambda t: self.client.call_on_loop(self._after_dead_letter, reply, t))
             return
         else:
@@ -315,3 +317,28 @@ def consumer_config(name: str, filters: list[str], *, start: Any, ack_wait: floa
     else:
         cfg.filter_subjects = filters
     return cfg
+
+
+def dead_letter(client: AsyncClient, sub: FabricSubscription, d: Delivery) -> Any:
+    """Publish the events of ``d`` that failed for good to ``cca.deadletter.<topic>`` (reliable);
+    return the ticket of the last one (the message is acknowledged once they are stored)."""
+    ticket = None
+    batcher = client.batcher
+    for ev, exc in d.failed.values():
+        body = {
+            "event": msgspec.to_builtins(ev, builtin_types=(bytes,)),
+            "error": f"{type(exc).__name__}: {exc}", "attempts": d.attempt,
+            "subscription": sub.name, "pattern": sub.pattern.text, "group": sub.group,
+        }
+        topic = f"{DEAD_LETTER_GROUP}.{ev.topic}"
+        now = now_us()
+        letter = Event(id=new_id(now), topic=topic, source=client.source, time=now,
+                       type="evfabric.deadletter", delivery=RELIABLE, body=body)
+        ticket, wake = batcher.add(topic_subject(topic), RELIABLE, letter)
+        while ticket is None:  # the batcher is full: dead letters must not be lost
+            batcher.max_pending += 1
+            ticket, wake = batcher.add(topic_subject(topic), RELIABLE, letter)
+        if wake:
+            client.call_on_loop(client.publisher.wake)
+    assert ticket is not None
+    return ticket

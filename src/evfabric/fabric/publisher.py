@@ -97,7 +97,7 @@ class Publisher:
         try:
             await self.client.nc.publish(batch.subject, batch.payload)
         except nats.errors.OutboundBufferLimitError:
-            self.client.note_drop("disconnected", topic_of_subject(batch.subject) or batch.subject, len(batch.events))
+            self.client.losses.drop("disconnected", topic_of_subject(batch.subject) or batch.subject, len(batch.events))
         except nats.errors.MaxPayloadError:
             self.batcher.complete(batch, PublishRejected(f"a batch of {len(batch.payload)} bytes exceeds the broker's max payload"))
             return
