@@ -5,6 +5,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Hashable, Sequence
 
+from evfabric.core.errors import ConfigError
+
 __all__ = ["balance", "measured_weights"]
 
 
@@ -16,7 +18,7 @@ def balance(weights: Sequence[float], workers: int, groups: Sequence[Hashable] |
     groups are visited in first-appearance order, so every rank computes the same placement.
     """
     if workers < 1:
-        raise ValueError("workers must be >= 1")
+        raise ConfigError(f"workers must be >= 1, not {workers}")
     groups = list(groups) if groups is not None else list(range(len(weights)))
     load: dict[Hashable, float] = {}
     members: dict[Hashable, list[int]] = {}

@@ -24,7 +24,7 @@ from typing import Any
 from evfabric.coord.ordering import Message, make_ordering
 from evfabric.coord.task import Task
 from evfabric.core.clocks import VectorClock
-from evfabric.core.errors import DeadlockDetected, ReceiveTimeout, WorkerFailed
+from evfabric.core.errors import DeadlockDetected, NotFound, ReceiveTimeout, WorkerFailed
 
 __all__ = ["Runtime", "find_cycles"]
 
@@ -92,7 +92,7 @@ class Runtime:
 
     def _send(self, src: int, dst: int, kind: str, data: Any = None, delay: float = 0.0) -> None:
         if not 0 <= dst < len(self._tasks):
-            raise ValueError(f"task {src} sent {kind!r} to unknown task {dst}")
+            raise NotFound(f"task {src} sent {kind!r} to unknown task {dst}")
         with self._cond:
             if self._outcome is not None:
                 raise _Stop

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from evfabric.core.errors import ConfigError
+
 __all__ = ["BLOCK", "Stream"]
 
 T = TypeVar("T")
@@ -42,7 +44,7 @@ class Stream:
 
     def __init__(self, seed: int, stream: int) -> None:
         if seed < 0 or stream < 0:
-            raise ValueError("seed and stream id must be >= 0")
+            raise ConfigError(f"seed and stream id must be >= 0, not {seed}, {stream}")
         words = np.random.SeedSequence([seed, stream]).generate_state(4, np.uint32)
         self._mt = _random.Random(int.from_bytes(words.tobytes(), "little"))
         self.random: Callable[[], float] = self._mt.random
@@ -87,10 +89,10 @@ class Stream:
     def seek(self, position: int) -> None:
         """Go back (or forward) to a position returned by :meth:`tell`."""
         if self._kept is None:
-            raise ValueError("seek needs a position from tell()")
+            raise ConfigError("seek needs a position from tell()")
         block, i = divmod(position, BLOCK)
         if block < self._first:
-            raise ValueError(f"position {position} was forgotten (forget_before)")
+            raise ConfigError(f"position {position} was forgotten (forget_before)")
         blocks = self._blocks(block)
         first = next(blocks)
         first.__setstate__(i)  # type: ignore[attr-defined]

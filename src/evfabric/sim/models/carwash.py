@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from evfabric.core.errors import ConfigError
 from evfabric.sim.lp import LP, Model
 from evfabric.sim.streams import Stream
 
@@ -173,9 +174,9 @@ class CarWash(Model):
 
     def __post_init__(self) -> None:
         if self.arrival not in DISTRIBUTIONS or self.wash not in DISTRIBUTIONS:
-            raise ValueError(f"distributions must be among {DISTRIBUTIONS}")
+            raise ConfigError(f"arrival and wash must be among {DISTRIBUTIONS}")
         if self.machines < 1 or self.lead <= 0 or self.attendant_time < 0:
-            raise ValueError("need machines >= 1, lead > 0, attendant_time >= 0")
+            raise ConfigError("the car wash needs machines >= 1, lead > 0, attendant_time >= 0")
         self.size = self.machines + 3
         self.lookahead = self.lead
 
@@ -213,7 +214,7 @@ def mmc_theory(arrival_rate: float, service_rate: float, c: int) -> dict[str, fl
     a = arrival_rate / service_rate
     rho = a / c
     if rho >= 1:
-        raise ValueError(f"unstable queue: utilisation {rho:.3f} >= 1")
+        raise ConfigError(f"unstable queue: utilisation {rho:.3f} >= 1")
     top = a**c / math.factorial(c) / (1 - rho)
     p_wait = top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
     lq = p_wait * rho / (1 - rho)

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from evfabric.core.errors import ConfigError
 from evfabric.sim.lp import LP, Model
 
 __all__ = ["Epidemic", "Person", "final_size_theory"]
@@ -80,7 +81,7 @@ class Epidemic(Model):
 
     def __post_init__(self) -> None:
         if self.people < 2 or self.latent <= 0 or self.infectious <= 0 or self.beta <= 0:
-            raise ValueError("need people >= 2 and positive latent, infectious and beta")
+            raise ConfigError("the epidemic needs people >= 2 and positive latent, infectious and beta")
         rnd = random.Random(self.seed)  # the network is part of the model, the same on every PE
         edges: set[tuple[int, int]] = set()
         target = round(self.mean_degree * self.people / 2)

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from evfabric.core.errors import ConfigError
 from evfabric.sim.lp import LP, Model
 
 __all__ = ["Phold", "PholdLP"]
@@ -66,7 +67,7 @@ class Phold(Model):
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.start_events < 0 or not 0 <= self.remote <= 1 or self.lookahead < 0 or self.mean < 0:
-            raise ValueError("PHOLD needs n >= 1, start_events >= 0, 0 <= remote <= 1, lookahead >= 0, mean >= 0")
+            raise ConfigError("PHOLD needs n >= 1, start_events >= 0, 0 <= remote <= 1, lookahead >= 0, mean >= 0")
         self.size = self.n
 
     def make_lp(self, i: int) -> LP:
