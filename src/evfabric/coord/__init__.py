@@ -3,8 +3,8 @@
 * :class:`Task` (and :class:`Facade` for an existing component), grouped in a :class:`Program`;
 * :func:`execute`: run a timed program sequentially, conservatively (windows or null
   messages) or optimistically (Time Warp), on threads, processes or MPI ranks;
-* :class:`Runtime`: untimed tasks on threads with ordering ``none``, ``fifo`` or ``causal``,
-  look-ahead inboxes and deadlock detection.
+* :class:`Runtime`: untimed tasks with ordering ``none``, ``fifo`` or ``causal``, look-ahead
+  inboxes and exact termination and deadlock detection, on threads, processes or MPI ranks.
 """
 
 from evfabric.coord.execute import MODES, PLACEMENTS, Execution, execute

@@ -21,6 +21,7 @@ import multiprocessing
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,7 @@ def _pe_main(program: Program, owner: list[int], transport: Transport, until: fl
 
 
 def _process_entry(rank: int, inboxes: list[Any], results: Any, args: tuple[Any, ...]) -> None:
+    """A PE process of a timed run: its share of the engine, the result (or error) to the parent."""
     from evfabric.coord.transport_mp import ProcessTransport
 
     transport = ProcessTransport(rank, inboxes)
@@ -126,14 +128,17 @@ def _on_threads(workers: int, args: tuple[Any, ...], deadline: float | None) -> 
     return [results[r] for r in range(workers)]
 
 
-def _on_processes(workers: int, args: tuple[Any, ...], deadline: float | None) -> list[PEResult]:
+def _on_processes(workers: int, args: tuple[Any, ...], deadline: float | None, entry: Callable[..., None] = _process_entry) -> list[Any]:
+    """Start ``workers`` spawned processes running ``entry(rank, inboxes, results, args)``, each
+    of which puts ``(rank, result, error)`` on ``results``; return the results in rank order or
+    raise the first PE's error (the others are then terminated)."""
     ctx = multiprocessing.get_context("spawn")  # safe with threads in the parent
     inboxes = [ctx.Queue() for _ in range(workers)]
     results_q = ctx.Queue()
-    procs = [ctx.Process(target=_process_entry, args=(r, inboxes, results_q, args), daemon=True) for r in range(workers)]
+    procs = [ctx.Process(target=entry, args=(r, inboxes, results_q, args), daemon=True) for r in range(workers)]
     for p in procs:
         p.start()
-    results: dict[int, PEResult] = {}
+    results: dict[int, Any] = {}
     errors: dict[int, BaseException] = {}
     try:
         while len(results) + len(errors) < workers:
