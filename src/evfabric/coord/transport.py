@@ -82,19 +82,13 @@ class Transport(ABC):
         """Release resources; messages still queued may be dropped."""
 
 
-class ThreadTransport(Transport):
-    """PEs as threads of one process: one unbounded queue per PE; messages are not copied."""
+class QueueTransport(Transport):
+    """PEs that each read one queue (``inboxes[p]`` is PE p's); the queue type decides the rest."""
 
-    def __init__(self, rank: int, inboxes: list[queue.SimpleQueue[tuple[int, Any]]]) -> None:
+    def __init__(self, rank: int, inboxes: list[Any]) -> None:
         super().__init__(rank, len(inboxes))
         self._inboxes = inboxes
         self._mine = inboxes[rank]
-
-    @staticmethod
-    def group(size: int) -> list[ThreadTransport]:
-        """Transports for ``size`` threads, connected to each other."""
-        inboxes: list[queue.SimpleQueue[tuple[int, Any]]] = [queue.SimpleQueue() for _ in range(size)]
-        return [ThreadTransport(r, inboxes) for r in range(size)]
 
     def send(self, peer: int, msg: Any) -> None:
         self._inboxes[peer].put((self.rank, msg))
@@ -106,6 +100,16 @@ class ThreadTransport(Transport):
             return self._mine.get(timeout=timeout)
         except queue.Empty:
             return None
+
+
+class ThreadTransport(QueueTransport):
+    """PEs as threads of one process: one unbounded queue per PE; messages are not copied."""
+
+    @staticmethod
+    def group(size: int) -> list[ThreadTransport]:
+        """Transports for ``size`` threads, connected to each other."""
+        inboxes: list[queue.SimpleQueue[tuple[int, Any]]] = [queue.SimpleQueue() for _ in range(size)]
+        return [ThreadTransport(r, inboxes) for r in range(size)]
 
 
 def wait_time(t0: float) -> float:
