@@ -18,7 +18,7 @@ from evfabric.access.model import IdentityKind
 from evfabric.access.store import DB_NAME, AccessStore
 from evfabric.core.errors import AlreadyExists, EvfabricError
 
-__all__ = ["SERVICE_IDENTITY", "access_enabled", "service_url", "with_credentials"]
+__all__ = ["SERVICE_IDENTITY", "access_enabled", "identity_token", "service_url", "with_credentials"]
 
 #: The administrator service identity of ``evfabric serve``'s own connections.
 SERVICE_IDENTITY = "evfabric-serve"
@@ -41,12 +41,30 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 def _revoke_sessions() -> None:
-    for path, (token_id, _) in list(_sessions.items()):
+    for key, (token_id, _) in list(_sessions.items()):
+        path = key.with_name(key.name.split("#", 1)[0])  # identity sessions are keyed "<store>#<name>"
         if not path.is_file():
             continue  # the data directory is gone (a test's temporary one): nothing to revoke
         with contextlib.suppress(EvfabricError, OSError):
             AccessStore(path).revoke_token(token_id)
     _sessions.clear()
+
+
+def identity_token(data_dir: str | Path, identity: str) -> str:
+    """A session token of ``identity`` (made once per process and identity, revoked at exit):
+    how ``evfabric serve``'s trigger runner acts as a trigger's ``run_as`` identity, so that the
+    broker grants the trigger exactly that identity's rights. Connect with
+    ``connect(url, token=...)``, which also sets the identity's private reply inboxes."""
+    store = AccessStore.in_dir(data_dir)
+    key = store.path.with_name(f"{store.path.name}#{identity}")
+    with _lock:
+        session = _sessions.get(key)
+        if session is None:
+            issued = store.issue_token(identity, description="evfabric serve session (trigger run_as)")
+            if not _sessions:
+                atexit.register(_revoke_sessions)
+            session = _sessions[key] = (issued.info.id, issued.secret)
+    return session[1]
 
 
 def service_url(url: str, data_dir: str | Path) -> str:

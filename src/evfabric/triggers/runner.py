@@ -7,6 +7,8 @@ Each trigger gets a durable JetStream consumer named after it (``trigger_<name>`
 replicas as a consumer group, so replicas share the work and a replica that dies leaves its
 unacknowledged events to the others. Definitions are watched in the fabric's key-value bucket:
 creating, updating, disabling or deleting a trigger takes effect on every replica within a moment.
+With ``credentials`` (as in ``evfabric serve`` under access control) each trigger consumes through
+a connection of its ``run_as`` identity, so it reads only what that identity may read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import socket
 import threading
 from datetime import datetime
+from urllib.parse import urlsplit
+from collections.abc import Callable
 from typing import Any
 
 from evfabric.core.errors import ConfigError
@@ -34,6 +38,11 @@ from evfabric.triggers.store import TriggerStore
 __all__ = ["RunningTrigger", "TriggerRunner", "group_name"]
 
 log = logging.getLogger("evfabric.triggers")
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
 
 
 def group_name(trigger: str) -> str:
@@ -76,10 +85,11 @@ class RunningTrigger:
         # synchronous Python actions run on the executor's own pool (max_concurrency threads)
         self.executor.invoke = resolve_action(spec.action, threads=self.executor.threads)
         self.sub: TriggerSubscription | None = None
+        self.client: AsyncClient = runner.client
 
     async def start(self) -> None:
-        client = self.runner.client
         spec = self.spec
+        self.client = client = await self.runner.client_for(spec.run_as)
         pat = Pattern(spec.pattern)
         _, exact = pattern_filter(pat)
         sub = TriggerSubscription(
@@ -100,15 +110,25 @@ class RunningTrigger:
 
     async def stop(self) -> None:
         if self.sub is not None:
-            await self.runner.client.detach(self.sub)
+            await self.client.detach(self.sub)
         await self.executor.close()
 
 
 class TriggerRunner:
     """Runs the enabled triggers of a fabric; start several (processes or hosts) for HA and scale."""
 
-    def __init__(self, url: str | list[str], *, replica: str | None = None, idle_timeout: float = 1.0, **client_options: Any) -> None:
+    def __init__(
+        self,
+        url: str | list[str],
+        *,
+        replica: str | None = None,
+        idle_timeout: float = 1.0,
+        credentials: Callable[[str], str] | None = None,  # identity -> access token
+        **client_options: Any,
+    ) -> None:
         self.url = url
+        self.credentials = credentials
+        self._clients: dict[str, AsyncClient] = {}
         self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{id(self) & 0xFFFF:x}"
         self.idle_timeout = idle_timeout
         self.client_options = client_options
@@ -133,6 +153,21 @@ class TriggerRunner:
         for spec in await self.store.list():
             await self._apply(spec.name, spec)
         self._ready.set()
+
+    async def client_for(self, identity: str | None) -> AsyncClient:
+        """The connection a trigger acts through: its ``run_as`` identity's own when this runner
+        has ``credentials`` (a function identity -> an access token of that identity;
+        ``evfabric serve`` gives one under access control), else the runner's. The broker then
+        grants a trigger exactly its identity's rights."""
+        if identity is None or self.credentials is None:
+            return self.client
+        client = self._clients.get(identity)
+        if client is None:
+            options = {"source": f"trigger-runner-{self.replica}-{identity}", "mode": "asyncio", **self.client_options}
+            urls = [self.url] if isinstance(self.url, str) else self.url
+            bare = [_without_credentials(u) for u in urls]
+            client = self._clients[identity] = await connect_async(bare, token=self.credentials(identity), **options)
+        return client
 
     async def _watch(self) -> None:
         while True:
@@ -199,6 +234,9 @@ class TriggerRunner:
         for rt in list(self.running.values()):
             await rt.stop()
         self.running.clear()
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
         if self.client is not None:
             await self._flush_log()
         if self.client is not None:
