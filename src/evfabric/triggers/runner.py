@@ -124,8 +124,11 @@ class TriggerRunner:
         replica: str | None = None,
         idle_timeout: float = 1.0,
         credentials: Callable[[str], str] | None = None,  # identity -> access token
+        retry_every: float = 5.0,
         **client_options: Any,
     ) -> None:
+        self.retry_every = retry_every
+        self._failed: dict[str, TriggerSpec] = {}
         self.url = url
         self.credentials = credentials
         self._clients: dict[str, AsyncClient] = {}
@@ -138,6 +141,7 @@ class TriggerRunner:
         self.recent: list[Invocation] = []
         self._watch_task: asyncio.Task[None] | None = None
         self._log_task: asyncio.Task[None] | None = None
+        self._retry_task: asyncio.Task[None] | None = None
         self._unlogged: dict[str, list[Invocation]] = {}
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -150,6 +154,7 @@ class TriggerRunner:
         await invocation_log.ensure_log_stream(self.client.js)
         self._watch_task = asyncio.get_running_loop().create_task(self._watch(), name="trigger-watch")
         self._log_task = asyncio.get_running_loop().create_task(self._log_loop(), name="trigger-log")
+        self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop(), name="trigger-retry")
         for spec in await self.store.list():
             await self._apply(spec.name, spec)
         self._ready.set()
@@ -189,15 +194,25 @@ class TriggerRunner:
                 await current.stop()
                 del self.running[name]
             if spec is None or not spec.enabled:
+                self._failed.pop(name, None)
                 return
+            self._failed.pop(name, None)
             rt = RunningTrigger(self, spec)
             try:
                 await rt.start()
             except Exception as exc:
+                # e.g. its identity may not read the topic yet: tried again every retry_every seconds
                 log.error("trigger %s could not start: %r", name, exc)
                 await rt.executor.close()
+                self._failed[name] = spec
                 return
             self.running[name] = rt
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retry_every)
+            for name, spec in list(self._failed.items()):
+                await self._apply(name, spec)
 
     def _on_invocation(self, inv: Invocation) -> None:
         self.recent.append(inv)
@@ -227,7 +242,7 @@ class TriggerRunner:
 
     async def stop(self) -> None:
         """Stop every trigger and disconnect (unfinished events are redelivered to other replicas)."""
-        for task in (self._watch_task, self._log_task):
+        for task in (self._watch_task, self._log_task, self._retry_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
