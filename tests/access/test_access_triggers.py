@@ -11,6 +11,7 @@ import pytest
 
 import evfabric
 from evfabric.access.internal import identity_token, service_url
+from evfabric.core.errors import BrokerUnavailable
 from evfabric.triggers import RunnerThread, Triggers
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
@@ -39,10 +40,17 @@ def test_a_trigger_reads_only_what_its_identity_may(guarded: Any) -> None:
     store, server = guarded.store, guarded.server
     store.register_topic("runs", "alice")
     alice_tok, root_tok = store.issue_token("alice").secret, store.issue_token("root").secret
-    time.sleep(0.5)  # the reload that admits the new tokens
-    runner = RunnerThread(service_url(server.url, server.data_dir),
-                          credentials=partial(identity_token, server.data_dir), idle_timeout=0.3,
-                          retry_every=0.5)
+    runner_url = service_url(server.url, server.data_dir)  # issues evfabric-serve's session token
+    runner = None
+    deadline = time.time() + 15
+    while runner is None:  # until the broker's reload admits the new tokens
+        try:
+            runner = RunnerThread(runner_url, credentials=partial(identity_token, server.data_dir),
+                                  idle_timeout=0.3, retry_every=0.5)
+        except BrokerUnavailable:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
     try:
         with evfabric.connect(server.url, token=alice_tok, auto_topics=False) as alice, \
                 evfabric.connect(server.url, token=root_tok) as root:

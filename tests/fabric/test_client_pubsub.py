@@ -186,3 +186,12 @@ def test_async_client_with_coroutine_listener(broker_session) -> None:
         return got
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_connect_error_never_echoes_credentials() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(BrokerUnavailable) as err:
+        evfabric.connect(f"nats://someone:s3cret-token@127.0.0.1:{port}", connect_timeout=1)
+    assert "s3cret-token" not in str(err.value) and f"127.0.0.1:{port}" in str(err.value)

@@ -590,7 +590,8 @@ async def connect_async(
             **nats_options,
         )
     except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
-        raise BrokerUnavailable(f"no broker answers at {', '.join(servers)} ({type(exc).__name__}: {exc}); "
+        shown = ", ".join(u.rsplit("@", 1)[-1] for u in servers)  # never echo credentials
+        raise BrokerUnavailable(f"no broker answers at {shown} ({type(exc).__name__}: {exc}); "
                                 "start one with `evfabric serve`") from None
     nc.options["max_reconnect_attempts"] = -1  # found it once: from now on, keep coming back forever
     auto = auto_topics if isinstance(auto_topics, TopicConfig) else (TopicConfig(name="auto", max_age=86400.0) if auto_topics else None)

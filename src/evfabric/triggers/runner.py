@@ -266,7 +266,12 @@ class RunnerThread:
         self.thread = threading.Thread(target=self.loop.run_forever, name="trigger-runner", daemon=True)
         self.thread.start()
         self.runner = TriggerRunner(url, **options)
-        self._call(self.runner.start(), 30)
+        try:
+            self._call(self.runner.start(), 30)
+        except BaseException:  # no broker, or refused: do not leave the loop thread behind
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            raise
 
     def _call(self, coro: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
