@@ -104,7 +104,7 @@ class AsyncClient:
             await self.catalog.load()
         except Exception:  # JetStream may be off (core-only server): best effort still works
             pass
-        self._reporter = self._loop.create_task(self._report_loop(), name="evfabric-report")
+        self._reporter = self._loop.create_task(self.losses.run(), name="evfabric-report")
 
     # -- threads and loops ----------------------------------------------------------------------
 
@@ -472,11 +472,6 @@ class AsyncClient:
     def backlog_full(self) -> bool:
         """True when more than ``max_backlog`` received events wait for local dispatch."""
         return self.local.dispatcher.pending() > self.max_backlog
-
-    async def _report_loop(self, every: float = 0.2) -> None:
-        while True:
-            await asyncio.sleep(every)
-            self.losses.report()
 
     # -- connection events ------------------------------------------------------------------------
 

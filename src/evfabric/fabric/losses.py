@@ -9,6 +9,7 @@ service (only when someone listens there).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,12 @@ class LossReport:
         if sub is not None:
             sub.stats.dropped += 1
         self._drops[("slow_consumer", "messages", subject)] += 1
+
+    async def run(self, every: float = 0.2) -> None:
+        """Report every ``every`` seconds until cancelled (the client runs it on its loop)."""
+        while True:
+            await asyncio.sleep(every)
+            self.report()
 
     def report(self) -> None:
         """Publish (locally) the drops and garbage noted since the last report as ``cca`` events."""
