@@ -87,8 +87,9 @@ def _consume(kind: str, url: str, topic: str, n: int, idle: float) -> dict[str, 
         ready()
         wait_done()
         dropped = c.stats.dropped + c.stats.slow_consumer_msgs
+        msgs = c.aio.nc.stats["in_msgs"]
         c.close(timeout=2)
-        return {**state, "lat": lat, "dropped": dropped}
+        return {**state, "lat": lat, "dropped": dropped, "msgs": msgs}
 
     if kind == "zmq":
         import zmq
@@ -193,6 +194,22 @@ def _evf_round(url: str, topic: str, n: int, size: int, mode: str, loop: bool = 
     return producer, _e2e(res, t0), res.get("dropped", 0)
 
 
+def _topics_round(url: str, topic: str, n: int, topics: int) -> tuple[float, float]:
+    """One ``publish()`` per event, round robin over ``topics`` topics: (e2e events/s, events per message)."""
+    import evfabric
+
+    body = _payload_body(100)
+    names = [f"{topic}.t{i}" for i in range(topics)]
+    cons = _Consumer("evf_be", url, topic, n)
+    with evfabric.connect(url, source="bench", max_pending=400_000) as c:
+        t0 = time.monotonic()
+        for i in range(n):
+            c.publish(names[i % topics], body, wait=False)
+        c.flush(120)
+        res = cons.result()
+    return _e2e(res, t0), res["count"] / max(1, res.get("msgs", 0) - 2)
+
+
 async def _raw_nats_publish(url: str, topic: str, n: int, payload: bytes, jetstream: bool) -> float:
     import nats
 
@@ -223,8 +240,8 @@ def _raw_round(url: str, topic: str, n: int, size: int, jetstream: bool) -> tupl
             js = nc.jetstream()
             try:
                 await js.delete_stream("RAW0")
-            except Exception:
-                pass
+            except nats.js.errors.NotFoundError:
+                pass  # first run: nothing to clear
             await js.add_stream(name="RAW0", subjects=[f"raw.{topic}"])
             await nc.close()
 
@@ -306,7 +323,7 @@ def _latency(url: str, topic: str, seconds: float, raw: bool) -> tuple[float, fl
 
 def run(quick: bool = False) -> list[Figure]:
     """Start a broker, measure every figure and its peer, stop the broker."""
-    from evfabric.fabric.server import BrokerServer
+    from evfabric.broker.server import BrokerServer
 
     reps = 1 if quick else 3
     scale = 0.02 if quick else 1.0
@@ -348,6 +365,14 @@ def run(quick: bool = False) -> list[Figure]:
         figures.append(Figure("best_effort_e2e_100B_publish_loop", "events/s", median_of([r[1] for r in loop_r]),
                               "raw nats-py core, 1 msg/event", median_of([r[1] for r in core]),
                               notes={"events": n, "api": "client.publish() per event"}))
+        n = max(20_000, int(100_000 * scale))  # quick runs too: 2 events per topic at least
+        many = [_topics_round(url, topic(), n, 10_000) for _ in range(reps)]
+        one = [_topics_round(url, topic(), n, 1) for _ in range(reps)]
+        figures.append(Figure("topics_10k_ratio", "events/s", median_of([r[0] for r in many]),
+                              "evfabric, the same publish() loop on one topic", median_of([r[0] for r in one]),
+                              notes={"events": n, "topics": 10_000, "api": "client.publish() per event, round robin",
+                                     "events_per_message": round(median_of([r[1] for r in many]), 2),
+                                     "events_per_message_one_topic": round(median_of([r[1] for r in one]), 1)}))
         secs = 0.3 if quick else 1.0
         evl = [_latency(url, topic(), secs, raw=False) for _ in range(reps)]
         rawl = [_latency(url, topic(), secs, raw=True) for _ in range(reps)]
@@ -355,6 +380,11 @@ def run(quick: bool = False) -> list[Figure]:
             figures.append(Figure(name, "us", median_of([r[i] for r in evl]), "raw nats-py core at 10,000 events/s",
                                   median_of([r[i] for r in rawl]), higher_is_better=False,
                                   notes={"rate": 10_000, "seconds": secs}))
+        from evfabric.cli.bench import load  # best_effort_e2e_100B_vs_nats_js: bench/fabric_js.py (wire's)
+
+        figures += load("fabric_js").figures(url, quick, _evf_round)
+        figures += load("fabric_topics").figures(quick)  # restart_10k_topics_s, connect_10k_topics_ms (streams')
+        figures += load("clients").figures(url, quick)  # clients_50_rss_mb: bench/clients.py
     finally:
         srv.close()
     return figures

@@ -20,7 +20,7 @@ import uuid
 
 import evfabric
 from evfabric.benchmarking import Figure, median_of
-from evfabric.fabric.server import BrokerServer
+from evfabric.broker.server import BrokerServer
 from evfabric.triggers import RunnerThread, Triggers
 
 IDLE = 0.5
@@ -102,7 +102,7 @@ def run(quick: bool = False) -> list[Figure]:
     repeat = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp, BrokerServer(data_dir=tmp) as srv:
         with evfabric.connect(srv.url, max_batch=500) as client:
-            runner = RunnerThread(srv.url, idle_timeout=IDLE)
+            runner = RunnerThread(srv.url, idle_timeout=IDLE, accept_unsigned=True)
             try:
                 b1 = median_of([_trigger_rate(client, runner, n1, 1) for _ in range(repeat)])
                 b100 = median_of([_trigger_rate(client, runner, n100, 100) for _ in range(repeat)])

@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--machines", type=int, default=2)
     ap.add_argument("--attendant-time", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warmup", type=float, default=1000.0, help="left out of W and Lq")
     ap.add_argument("--mode", default="sequential")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--placement", default="threads")
     a = ap.parse_args(argv)
     model = CarWash(
         arrival_mean=a.arrival_mean, wash_mean=a.wash_mean, machines=a.machines,
-        attendant_time=a.attendant_time, seed=a.seed,
+        attendant_time=a.attendant_time, seed=a.seed, warmup=min(a.warmup, a.until / 2),
     )
     result = run(model, a.until, a.mode, a.workers, a.placement)
     res = result.results

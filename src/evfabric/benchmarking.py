@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Figure", "median_of", "rate", "timed"]
+__all__ = ["Figure", "median_of", "rate", "timed", "with_broker"]
 
 
 @dataclass
@@ -63,3 +63,15 @@ def median_of(samples: list[float]) -> float:
 def rate(count: int, fn: Callable[[], Any], repeat: int = 5) -> float:
     """Median events/s over ``repeat`` runs of ``fn``, each handling ``count`` events."""
     return median_of([count / max(timed(fn), 1e-9) for _ in range(repeat)])
+
+
+def with_broker(figures: Callable[[str, bool], list[Figure]], quick: bool = False) -> list[Figure]:
+    """``figures(url, quick)`` against a broker started for them (127.0.0.1, a free port) and
+    stopped after: the ``run`` of a benchmark that needs nothing else."""
+    from evfabric.broker.server import BrokerServer
+
+    srv = BrokerServer().start()
+    try:
+        return figures(srv.url, quick)
+    finally:
+        srv.close()

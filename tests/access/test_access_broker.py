@@ -13,6 +13,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 
 from evfabric.access import nats_options
 from evfabric.fabric.subjects import stream_name
+from evfabric.testing import wait_until_async as wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
 
@@ -70,19 +71,6 @@ async def refused(url: str, **opts: Any) -> bool:
     return False
 
 
-async def settle(seconds: float = 0.3) -> None:
-    await asyncio.sleep(seconds)
-
-
-async def wait_for(cond: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(cond())
-
-
 def test_no_token_and_bad_token_are_refused(guarded: Any) -> None:
     async def main() -> None:
         for opts in ({}, {"user": "alice", "password": "guess"}):
@@ -99,21 +87,25 @@ def test_a_user_without_grants_cannot_publish_or_subscribe(guarded: Any) -> None
     async def main() -> None:
         alice = await Conn().open(guarded.server.url, alice_tok)
         bob = await Conn().open(guarded.server.url, bob_tok)
-        got_alice = await alice.received("evf.*.jobs.>")
-        got_bob = await bob.received("evf.*.jobs.>")
-        await settle()
-        assert bob.violated('subscription to "evf.*.jobs.>"')
-        await bob.nc.publish("evf.0.jobs.status", b"forged")
+        got_alice = await alice.received("evf.*.*.jobs.>")
+        got_bob = await bob.received("evf.*.*.jobs.>")
+        assert await wait_for(lambda: bob.violated('subscription to "evf.*.*.jobs.>"'))
+        await bob.nc.publish("evf.bob.0.jobs.status", b"forged")
+        await bob.nc.publish("evf.alice.0.jobs.status", b"forged")  # nor in alice's name
         await bob.nc.flush()
-        await alice.nc.publish("evf.0.jobs.status", b"real")
+        await alice.nc.publish("evf.bob.0.jobs.status", b"impersonated")  # the owner cannot claim to be bob
+        await alice.nc.publish("evf.alice.0.jobs.status", b"real")
         await alice.nc.flush()
-        await settle()
-        assert bob.violated('publish to "evf.0.jobs.status"')
+        assert await wait_for(lambda: bob.violated('publish to "evf.bob.0.jobs.status"'))
+        assert await wait_for(lambda: bob.violated('publish to "evf.alice.0.jobs.status"'))
+        assert await wait_for(lambda: alice.violated('publish to "evf.bob.0.jobs.status"'))
+        # "real" went last (bob flushed before): anything forged or impersonated would be before it
+        assert await wait_for(lambda: b"real" in got_alice)
         assert got_alice == [b"real"] and got_bob == []
         # the JetStream API refuses too: no stream creation, no consumer on someone else's topic
         js = bob.nc.jetstream()
         with pytest.raises(Exception):
-            await js.add_stream(StreamConfig(name=stream_name("jobs"), subjects=["evf.*.jobs", "evf.*.jobs.>"]),
+            await js.add_stream(StreamConfig(name=stream_name("jobs"), subjects=["evf.*.*.jobs", "evf.*.*.jobs.>"]),
                                 timeout=1)
         await alice.nc.close()
         await bob.nc.close()
@@ -128,27 +120,24 @@ def test_namespaces_are_isolated_and_a_grant_opens_exactly_its_topic(guarded: An
     async def main() -> None:
         alice = await Conn().open(guarded.server.url, alice_tok)
         bob = await Conn().open(guarded.server.url, bob_tok)
-        await bob.received("evf.*.users.alice.>")
-        await settle()
-        assert bob.violated("users.alice")
+        await bob.received("evf.*.*.users.alice.>")
+        assert await wait_for(lambda: bob.violated("users.alice"))
         bob.errors.clear()
-        own = await bob.received("evf.*.users.bob.>")  # its own namespace is fine
+        own = await bob.received("evf.*.*.users.bob.>")  # its own namespace is fine
         store.grant("users.alice.shared", "bob", ["subscribe"], granted_by="alice")
-        await wait_for(lambda: guarded.control.reloads >= 2)
-        await settle()
-        shared = await bob.received("evf.*.users.alice.shared.>")  # allowed on the same connection now
-        await bob.nc.publish("evf.0.users.bob.note", b"mine")
-        for subj in ("evf.0.users.alice.shared.x", "evf.0.users.alice.private.x"):
+        await asyncio.to_thread(guarded.control.reload)  # returns once the broker enforces the grant
+        shared = await bob.received("evf.*.*.users.alice.shared.>")  # allowed on the same connection now
+        await bob.nc.publish("evf.bob.0.users.bob.note", b"mine")
+        for subj in ("evf.alice.0.users.alice.shared.x", "evf.alice.0.users.alice.private.x"):
             await alice.nc.publish(subj, subj.encode())
         await alice.nc.flush()
         await bob.nc.flush()
-        assert await wait_for(lambda: shared == [b"evf.0.users.alice.shared.x"])
+        assert await wait_for(lambda: shared == [b"evf.alice.0.users.alice.shared.x"])
         assert own == [b"mine"]
         assert not bob.violated("users.alice.shared")
-        await bob.nc.publish("evf.0.users.alice.shared.x", b"no")  # subscribe only: no publish
+        await bob.nc.publish("evf.bob.0.users.alice.shared.x", b"no")  # subscribe only: no publish
         await bob.nc.flush()
-        await settle()
-        assert bob.violated('publish to "evf.0.users.alice.shared.x"')
+        assert await wait_for(lambda: bob.violated('publish to "evf.bob.0.users.alice.shared.x"'))
         await alice.nc.close()
         await bob.nc.close()
 
@@ -162,7 +151,7 @@ def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> N
     async def main() -> None:
         conn = await Conn().open(guarded.server.url, doomed.secret)
         keep = await Conn().open(guarded.server.url, other.secret)
-        got = await keep.received("evf.*.users.bob.>")
+        got = await keep.received("evf.*.*.users.bob.>")
         store.revoke_token(doomed.info.id)
         t0 = time.monotonic()
         await asyncio.wait_for(conn.disconnected.wait(), 5)
@@ -171,7 +160,7 @@ def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> N
         assert await wait_for(lambda: any("authorization violation" in e.lower() for e in conn.errors), 3)
         assert await refused(guarded.server.url, **nats_options(doomed.secret))
         # the identity's other token keeps working on its existing connection
-        await keep.nc.publish("evf.0.users.bob.still", b"ok")
+        await keep.nc.publish("evf.bob.0.users.bob.still", b"ok")
         assert await wait_for(lambda: got == [b"ok"])
         await keep.nc.close()
         await conn.nc.close()
@@ -193,6 +182,10 @@ def test_an_expiring_token_is_reaped(guarded: Any) -> None:
 
 
 def test_reliable_topics_owner_streams_and_grantee_consumers(guarded: Any) -> None:
+    """Streams and consumers are made by the topic service: the owner's create and the
+    grantee's consumer go through it; direct JetStream creation is refused to both."""
+    from evfabric.fabric.streams import TopicConfig, add_consumer, create_topic
+
     store = guarded.store
     store.register_topic("runs", "alice")
     store.grant("runs", "bob", ["subscribe"])
@@ -201,27 +194,31 @@ def test_reliable_topics_owner_streams_and_grantee_consumers(guarded: Any) -> No
     stream = stream_name("runs")
 
     async def main() -> None:
-        await asyncio.sleep(0.5)  # let the watcher apply the grant
         alice = await Conn().open(guarded.server.url, alice_tok)
         ajs = alice.nc.jetstream()
-        await ajs.add_stream(StreamConfig(name=stream, subjects=["evf.*.runs", "evf.*.runs.>"]))
-        ack = await ajs.publish("evf.0.runs.r1", b"e1")
+        with pytest.raises(Exception):  # not even the owner touches the stream API directly
+            await ajs.add_stream(StreamConfig(name=stream, subjects=["evf.*.*.runs", "evf.*.*.runs.>"]), timeout=1)
+        await create_topic(ajs, TopicConfig("runs"))
+        ack = await ajs.publish("evf.alice.0.runs.r1", b"e1")
         assert ack.stream == stream and ack.seq == 1
         bob = await Conn().open(guarded.server.url, bob_tok)
         bjs = bob.nc.jetstream()
-        await bjs.add_consumer(stream, ConsumerConfig(durable_name="bobs"))
+        with pytest.raises(Exception):
+            await bjs.add_consumer(stream, ConsumerConfig(durable_name="direct"), timeout=1)
+        await add_consumer(bjs, stream, ConsumerConfig(durable_name="bobs"))
         psub = await bjs.pull_subscribe_bind("bobs", stream=stream)
         msgs = await psub.fetch(1, timeout=3)
         assert [m.data for m in msgs] == [b"e1"]
         await msgs[0].ack()
         with pytest.raises(Exception):
-            await bjs.publish("evf.0.runs.r2", b"forged", timeout=1)  # subscribe only
+            await bjs.publish("evf.bob.0.runs.r2", b"forged", timeout=1)  # subscribe only
         eve = await Conn().open(guarded.server.url, eve_tok)
         with pytest.raises(Exception):
-            await eve.nc.jetstream().add_consumer(stream, ConsumerConfig(durable_name="eves"), timeout=1)
+            await add_consumer(eve.nc.jetstream(), stream, ConsumerConfig(durable_name="eves"))
         for c in (alice, bob, eve):
             await c.nc.close()
 
+    guarded.control.reload()  # returns once the broker enforces the tokens and grants above
     asyncio.run(main())
 
 
@@ -232,8 +229,7 @@ def test_a_client_cannot_read_another_tokens_replies(guarded: Any) -> None:
     async def main() -> None:
         bob = await Conn().open(guarded.server.url, tok)
         await bob.received("_INBOX.>")
-        await settle()
-        assert bob.violated('subscription to "_INBOX.>"')
+        assert await wait_for(lambda: bob.violated('subscription to "_INBOX.>"'))
         await bob.nc.close()
 
     asyncio.run(main())
@@ -249,7 +245,6 @@ def test_the_evfabric_client_works_within_its_grants(guarded: Any) -> None:
     alice_tok, bob_tok = store.issue_token("alice").secret, store.issue_token("bob").secret
 
     async def main() -> None:
-        await asyncio.sleep(0.5)
         url = guarded.server.url
         a = await connect_async(url, auto_topics=False, **nats_options(alice_tok))
         b = await connect_async(url, auto_topics=False, publish_timeout=2.0, **nats_options(bob_tok))
@@ -265,6 +260,7 @@ def test_the_evfabric_client_works_within_its_grants(guarded: Any) -> None:
         await a.close()
         await b.close(timeout=1.0)  # its refused batch will never be confirmed
 
+    guarded.control.reload()  # returns once the broker enforces the tokens and grants above
     asyncio.run(main())
 
 
@@ -277,7 +273,6 @@ def test_connect_takes_a_token_or_evfabric_token(guarded: Any, monkeypatch: pyte
     alice_tok = store.issue_token("alice").secret
 
     async def main() -> None:
-        await asyncio.sleep(0.5)
         url = guarded.server.url
         a = await connect_async(url, auto_topics=False, token=alice_tok)
         await a.create_topic("obs")
@@ -290,4 +285,5 @@ def test_connect_takes_a_token_or_evfabric_token(guarded: Any, monkeypatch: pyte
             await b.publish("users.bob.x", {"n": 3}, delivery="reliable", wait=True, timeout=3)
         await b.close(timeout=1.0)
 
+    guarded.control.reload()  # returns once the broker enforces the tokens and grants above
     asyncio.run(main())

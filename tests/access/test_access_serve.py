@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from evfabric.access import AccessStore, nats_options
 from evfabric.access.internal import access_enabled, service_url
+from evfabric.broker.config import free_port
 from evfabric.cli import app as cli_app
-from evfabric.fabric.server_config import free_port
 from evfabric.web.server import start_with_broker
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from evfabric.access import AccessStore, IdentityKind, Right
-from evfabric.access import policy
+from evfabric.access import AccessStore, IdentityKind, Right, policy
 from evfabric.access.manager import AccessManager
 from evfabric.access.model import validate_target
+from evfabric.core.clocks import ManualClock
 from evfabric.core.errors import AccessDenied, AlreadyExists, ConfigError, NotFound
 
 
@@ -59,6 +58,8 @@ def test_token_secrets_are_stored_hashed(store: AccessStore) -> None:
 
 
 def test_revoked_expired_and_forged_tokens_are_refused(store: AccessStore) -> None:
+    clock = ManualClock()
+    store = AccessStore(store.path, clock=clock)  # the same file, read at a time the test moves
     keep = store.issue_token("bob")
     revoked = store.issue_token("bob")
     store.revoke_token(revoked.info.id)
@@ -68,10 +69,14 @@ def test_revoked_expired_and_forged_tokens_are_refused(store: AccessStore) -> No
     short = store.issue_token("bob", expires_in=0.2)
     assert store.authenticate(short.secret)[0].name == "bob"
     assert store.next_expiry() == pytest.approx(short.info.expires)
-    time.sleep(0.3)
+    clock.advance(0.1)
+    assert store.authenticate(short.secret)[0].name == "bob"  # not yet: the TTL runs on the store's clock
+    clock.advance(0.2)
     with pytest.raises(AccessDenied):
         store.authenticate(short.secret)
-    assert store.get_token(short.info.id).state == "expired"
+    assert not store.get_token(short.info.id).valid(clock.time())
+    assert short.info.id not in [t.id for t in store.list_tokens("bob", valid_only=True)]
+    assert store.next_expiry() is None
     ended = store.issue_token("bob")
     store.expire_token(ended.info.id)
     with pytest.raises(AccessDenied):
@@ -176,29 +181,44 @@ def test_nats_permissions_follow_the_rights(store: AccessStore) -> None:
     store.grant("jobs", "bob", ["subscribe"])
     store.grant("lab.?", "bob", ["subscribe"])
     snap = store.snapshot()
-    assert policy.nats_permissions(snap, "root", "_INBOX.x") is None
+    root = policy.nats_permissions(snap, "root", "_INBOX.x")
+    assert root["subscribe"]["allow"] == [">"] and root["publish"]["allow"][0] == "evf.root.>"
+    assert {"evf.alice.>", "evf.bob.>", "evf._.>"} <= set(root["publish"]["deny"])  # never in another's name
+    assert "evf.root.>" not in root["publish"]["deny"]
     bob = policy.nats_permissions(snap, "bob", "_INBOX.t1")
-    assert bob is not None
     pub, sub = bob["publish"]["allow"], bob["subscribe"]["allow"]
-    assert "evf.*.jobs" in sub and "evf.*.jobs.>" in sub and "evf.*.lab.*" in sub
-    assert "evf.*.jobs" not in pub and "_INBOX.t1.>" in sub and "_INBOX.>" not in sub
+    assert "evf.*.*.jobs" in sub and "evf.*.*.jobs.>" in sub and "evf.*.*.lab.*" in sub
+    assert not any(p.startswith("evf.") and not p.startswith("evf.bob.") for p in pub)  # bound to bob
+    assert "evf.bob.*.users.bob" in pub and "evf.bob.*.cca.deadletter.jobs" in pub
+    assert "evf.bob.*.cca.fabric.>" in pub and "$SYS.REQ.USER.INFO" in pub
+    assert "evf.bob.*.jobs" not in pub and "_INBOX.t1.>" in sub and "_INBOX.>" not in sub
     from evfabric.fabric.subjects import stream_name
 
     jobs, lab = stream_name("jobs"), stream_name("lab")
-    assert f"$JS.API.CONSUMER.DURABLE.CREATE.{jobs}.*" in pub and f"$JS.ACK.{jobs}.>" in pub
-    # a partial grant gives no consumer: a consumer could read the whole stream
-    assert not any(p.startswith("$JS.API.CONSUMER") and lab in p for p in pub)
-    assert f"$JS.API.STREAM.INFO.{lab}" in pub and f"$JS.API.STREAM.CREATE.{jobs}" not in pub
-    alice = policy.nats_permissions(snap, "alice", "_INBOX.t2")
-    assert alice is not None and f"$JS.API.STREAM.CREATE.{jobs}" in alice["publish"]["allow"]
+    # nobody creates streams or consumers directly: the topic service does, from validated configs
+    assert not any(p.startswith(("$JS.API.CONSUMER.CREATE", "$JS.API.CONSUMER.DURABLE", "$JS.API.STREAM.CREATE",
+                                 "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.DELETE")) for p in pub)
+    assert f"$JS.API.STREAM.INFO.{lab}" in pub
+    # a partial grant cannot be widened: the levels below `lab.?` are denied per message
+    assert "evf.*.*.lab.*.>" in bob["subscribe"]["deny"]
+    alice = policy.nats_permissions(snap, "alice", "_INBOX.t2", "t2")
+    assert alice is not None and f"$JS.API.STREAM.CREATE.{jobs}" not in alice["publish"]["allow"]
+    assert "$EVF.API.*.*.t2" in alice["publish"]["allow"] and "evf.alice.*.jobs" in alice["publish"]["allow"]
+    # a consumer the service recorded for bob: bob may pull from and ack exactly that one
+    store.record_consumer(jobs, "c1", "bob")
+    bob = policy.nats_permissions(store.snapshot(), "bob", "_INBOX.t1")
+    assert bob is not None
+    assert f"$JS.API.CONSUMER.MSG.NEXT.{jobs}.c1" in bob["publish"]["allow"]
+    assert f"$JS.ACK.{jobs}.c1.>" in bob["publish"]["allow"]
 
 
 def test_subject_matching_agrees_with_nats_rules() -> None:
     m, c = policy.subject_matches, policy.filter_covers
-    assert m("evf.*.a.>", "evf.0.a.b.c") and not m("evf.*.a.>", "evf.0.a")
-    assert m("evf.*.a", "evf.3.a") and not m("evf.*.a", "evf.3.a.b")
-    assert c("evf.*.a.>", "evf.*.a.b") and c("evf.*.a.>", "evf.*.a.*.>")
-    assert not c("evf.*.a.*", "evf.*.a.>") and not c("evf.*.a", "evf.*.a.>") and not c("evf.0.a", "evf.*.a")
+    assert m("evf.*.*.a.>", "evf._.0.a.b.c") and not m("evf.*.*.a.>", "evf._.0.a")
+    assert m("evf.*.*.a", "evf.x.3.a") and not m("evf.*.*.a", "evf.x.3.a.b") and not m("evf.y.*.a", "evf.x.3.a")
+    assert c("evf.*.*.a.>", "evf.*.*.a.b") and c("evf.*.*.a.>", "evf.*.*.a.*.>") and c("evf.*.*.a", "evf.x.*.a")
+    assert not c("evf.*.*.a.*", "evf.*.*.a.>") and not c("evf.*.*.a", "evf.*.*.a.>")
+    assert not c("evf.*.0.a", "evf.*.*.a") and not c("evf.x.*.a", "evf.*.*.a")
 
 
 def test_manager_enforces_who_may_do_what(store: AccessStore) -> None:

@@ -34,6 +34,16 @@ def test_bench_inproc_json_has_figures_and_ratios():
         assert f["value"] > 0 and f["peer_value"] > 0 and f["ratio"] > 0 and f["peer"]
 
 
+def test_bench_wire_json_has_figures_against_row_batches():
+    result = subprocess.run([sys.executable, "-m", "evfabric.cli", "bench", "wire", "--json", "--quick"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    names = {f["name"] for f in data["figures"]}
+    assert {"decode_columns_ns", "encode_columns_ns", "encode_parts_ns", "bytes_per_event_columns"} == names
+    assert all(f["value"] > 0 and f["peer_value"] > 0 and f["peer"] for f in data["figures"])
+
+
 def test_unknown_bench_is_a_clear_error():
     result = runner.invoke(app, ["bench", "no-such-bench"])
     assert result.exit_code != 0

@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import untimed_placement_programs as P  # noqa: E402
+import untimed_placement_programs as P
 
-from evfabric.core.errors import DeadlockDetected  # noqa: E402
+from evfabric.core.errors import DeadlockDetected
 
 if __name__ == "__main__":
     kw = {"placement": "mpi"}
@@ -19,6 +19,13 @@ if __name__ == "__main__":
         "gates": [r["log"] for r in P.gates("causal", **kw).run(20)[2::3]],
         "impatient": P.build(P.Runtime(owner=[0, 1], **kw), [P.Impatient(), P.Impatient()]).run(20),
     }
+    out["patient"] = P.patient(**kw).run(20)[0]
+    out["retry"] = P.retry(**kw).run(20)
+    try:
+        P.give_up_then_wait(**kw).run(20)
+        out["give_up"] = "no deadlock"
+    except DeadlockDetected as exc:
+        out["give_up"] = str(exc)
     try:
         P.ring(**kw).run(20)
         out["deadlock"] = None

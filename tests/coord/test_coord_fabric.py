@@ -22,7 +22,7 @@ def _participants(url, model, until, size, **kw):
             with evfabric.connect(url, source=f"pe{rank}") as client:
                 transport = FabricTransport(client, run_id, rank, size)
                 results[rank] = run(model, until, placement="fabric", transport=transport, timeout=20, **kw)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors[rank] = exc
 
     threads = [threading.Thread(target=body, args=(r,)) for r in range(size)]

@@ -76,3 +76,27 @@ def test_collective_wait_times_out_with_who_waits_on_whom():
     ts[0].timeout = 0.2
     with pytest.raises(DeadlockDetected, match="0 -> 1"):
         ts[0].exchange([None, None])
+
+
+def _outside_mpiexec(monkeypatch):
+    from evfabric.coord import transport_mpi
+
+    for var in transport_mpi._LAUNCH_VARS:
+        monkeypatch.delenv(var, raising=False)
+    pytest.importorskip("mpi4py")
+
+
+def test_mpi_placement_without_mpiexec_is_a_one_line_error_not_one_worker(monkeypatch):
+    from evfabric.coord import Runtime, Task
+    from evfabric.core.errors import ConfigError
+    from evfabric.sim import run
+    from evfabric.sim.models import Phold
+
+    _outside_mpiexec(monkeypatch)
+    with pytest.raises(ConfigError, match="needs an MPI launch: run 'mpiexec -n N") as info:
+        run(Phold(n=4), 1.0, mode="conservative", placement="mpi")
+    assert "\n" not in str(info.value)
+    rt = Runtime(placement="mpi")
+    rt.add(Task())
+    with pytest.raises(ConfigError, match="mpiexec"):
+        rt.run(5)

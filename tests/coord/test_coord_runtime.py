@@ -266,3 +266,15 @@ def test_facade_wraps_a_sequential_component():
 def test_find_cycles():
     assert find_cycles({0: {1}, 1: {2}, 2: {0}, 3: {3}}) == [[0, 1, 2], [3]]
     assert find_cycles({0: {1}, 1: set()}) == []
+
+
+def test_an_uncaught_receive_timeout_fails_the_run_naming_it():
+    class Waiter(Task):
+        def init(self):
+            self.receive(src=1, timeout=0.1)  # task 1 is idle: the timeout fires, uncaught
+
+    rt = Runtime()
+    rt.add(Waiter())
+    rt.add(Task())
+    with pytest.raises(WorkerFailed, match="task 0 failed: ReceiveTimeout"):
+        rt.run(10)

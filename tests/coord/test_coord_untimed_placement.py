@@ -79,6 +79,35 @@ def test_receive_timeout_on_one_pe_while_another_is_busy():
     assert reports[0] == {"timed_out": True, "late": "late"}
 
 
+PLACES = {"threads": {}, "processes": {**PROCS, "owner": [0, 1]}}
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_a_receive_with_a_timeout_is_not_a_deadlock_before_its_deadline(place):
+    # Task 0: receive(src=1, timeout=0.5); task 1 idle. Not a deadlock: the timeout fires.
+    t0 = time.monotonic()
+    reports = P.patient(**PLACES[place]).run(20)
+    assert reports[0]["timed_out"] is True
+    assert 0.5 <= reports[0]["waited"] < 5.0
+    assert time.monotonic() - t0 >= 0.5
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_a_retry_protocol_gets_its_answer_after_lost_requests(place):
+    reports = P.retry(**PLACES[place]).run(20)
+    assert reports[0] == {"attempts": 3, "reply": "answer to request 3"}
+    assert reports[1] == {"seen": 3}
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_deadlock_is_reported_once_the_deadline_has_passed(place):
+    t0 = time.monotonic()
+    with pytest.raises(DeadlockDetected) as info:
+        P.give_up_then_wait(**PLACES[place]).run(20)
+    assert time.monotonic() - t0 >= 0.3  # not before task 0's deadline
+    assert "cycles: 0 -> 1 -> 0" in str(info.value)
+
+
 def test_a_failing_task_fails_the_run_on_every_pe():
     rt = P.build(Runtime(**PROCS), [P.Broken(), P.Broken(), P.Broken()])
     with pytest.raises(WorkerFailed, match="task 1 failed: ValueError\\('broken component'\\)"):
@@ -130,3 +159,11 @@ def test_mpi_deadlock_is_reported_on_every_rank(mpi_lines):
         assert got["deadlock"] is not None
         assert "task 2 waits for an event from task 0" in got["deadlock"]
         assert "cycles: 0 -> 1 -> 2 -> 0" in got["deadlock"]
+
+
+@pytest.mark.mpi
+def test_mpi_receive_timeouts_and_retries(mpi_lines):
+    for got in mpi_lines:
+        assert got["patient"]["timed_out"] is True and got["patient"]["waited"] >= 0.5
+        assert got["retry"] == [{"attempts": 3, "reply": "answer to request 3"}, {"seen": 3}]
+        assert "cycles: 0 -> 1 -> 0" in got["give_up"]

@@ -173,3 +173,85 @@ class Token(Task):
 
     def finish(self) -> dict[str, Any]:
         return {"visits": self.visits}
+
+
+class Patient(Task):
+    """Task 0 waits ``timeout`` s for an event from task 1, which is idle (it never sends):
+    a wait with a deadline, not a deadlock; the receive raises ReceiveTimeout in task 0."""
+
+    def __init__(self, timeout: float = 0.5) -> None:
+        self.timeout = timeout
+
+    def init(self) -> None:
+        self.timed_out, self.waited = False, 0.0
+        if self.id == 0:
+            t0 = time.monotonic()
+            try:
+                self.receive(src=1, timeout=self.timeout)
+            except ReceiveTimeout:
+                self.timed_out = True
+            self.waited = time.monotonic() - t0
+
+    def finish(self) -> dict[str, Any]:
+        return {"timed_out": self.timed_out, "waited": self.waited}
+
+
+class Client(Task):
+    """A retry protocol: send a request, wait ``patience`` s for the reply, send it again."""
+
+    def __init__(self, patience: float = 0.2, tries: int = 6) -> None:
+        self.patience, self.tries = patience, tries
+
+    def init(self) -> None:
+        self.attempts, self.reply = 0, None
+        while self.reply is None and self.attempts < self.tries:
+            self.attempts += 1
+            self.send(1, "req", self.attempts)
+            try:
+                self.reply = self.receive(src=1, kind="rep", timeout=self.patience).data
+            except ReceiveTimeout:
+                continue
+
+    def finish(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "reply": self.reply}
+
+
+class LossyServer(Task):
+    """Loses the first ``lose`` requests (as an unreliable link would), answers the others."""
+
+    def __init__(self, lose: int = 2) -> None:
+        self.lose, self.seen = lose, 0
+
+    def handle(self, kind: str, data: Any) -> None:
+        self.seen += 1
+        if self.seen > self.lose:
+            self.send(0, "rep", f"answer to request {data}")
+
+    def finish(self) -> dict[str, Any]:
+        return {"seen": self.seen}
+
+
+class GiveUpThenWait(Task):
+    """Task 0 times out once, then waits for task 1 forever; task 1 waits for task 0: once the
+    deadline has passed, this is a deadlock (and only then)."""
+
+    def init(self) -> None:
+        if self.id == 0:
+            try:
+                self.receive(src=1, timeout=0.3)
+            except ReceiveTimeout:
+                self.receive(src=1)
+        else:
+            self.receive(src=0)
+
+
+def patient(**kw: Any) -> Runtime:
+    return build(Runtime("none", **kw), [Patient(), Patient()])
+
+
+def retry(**kw: Any) -> Runtime:
+    return build(Runtime("fifo", **kw), [Client(), LossyServer()])
+
+
+def give_up_then_wait(**kw: Any) -> Runtime:
+    return build(Runtime("none", **kw), [GiveUpThenWait(), GiveUpThenWait()])

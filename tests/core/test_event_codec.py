@@ -15,7 +15,7 @@ def test_make_event_fills_header():
     assert ev.source == "comp-1" and ev.topic == "a.b" and ev.key == "k" and ev.ttl == 2.0
     assert ev.extra == {"run": "r7"} and ev.header["run"] == "r7"
     assert ev.delivery == "best_effort" and not ev.reliable
-    assert ev.id and len(ev.id) == 27
+    assert ev.id and len(ev.id) == 33  # 11 ms + 12 node + 10 counter
 
 
 def test_ids_are_unique_and_sorted():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+
+from evfabric.testing import wait_until as wait_until  # re-exported: the tests here import it from here
 
 _ids = itertools.count()
 
@@ -14,11 +15,3 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_ids)}x{int(time.time() * 1000) % 100000}"
 
 
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0, every: float = 0.02) -> bool:
-    """Poll ``cond`` until true or ``timeout``; return its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(every)
-    return cond()

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from _fabric_helpers import unique
 from typer.testing import CliRunner
 
 from evfabric.cli import app
-
-from _fabric_helpers import unique
 
 pytestmark = pytest.mark.broker
 

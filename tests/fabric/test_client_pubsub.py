@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 
 import nats
 import pytest
+from _fabric_helpers import unique, wait_until
 
 import evfabric
 from evfabric.core.errors import BrokerUnavailable, InvalidTopic, ReservedTopic
 from evfabric.fabric.subjects import topic_subject
-
-from _fabric_helpers import unique, wait_until
+from evfabric.testing import wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -41,12 +42,20 @@ def test_patterns_filters_and_listeners(broker_session) -> None:
             c.publish(f"{root}.{t}", {"c": v})
         c.publish("other.a", {"c": 99.0})
         c.flush()
-        assert wait_until(lambda: len(got["deep"]) == 4 and len(got["hot"]) == 3)
-        time.sleep(0.1)
-        assert got["one"] == [f"{root}.a"]
+        # markers, sent after all of the above: a subscription's broker feed brings its messages
+        # in order, so once it heard its marker, anything it should not get was queued before the
+        # marker, and process_events() waits until what is queued has been delivered
+        c.publish(f"{root}.m", {"c": 50.0})  # deep, one, hot
+        c.publish(f"{root}.m.temp", {"c": 0.0})  # deep, mid
+        c.flush()
+        assert wait_until(lambda: {f"{root}.m", f"{root}.m.temp"} <= set(got["deep"]) and f"{root}.m" in got["one"]
+                          and f"{root}.m.temp" in got["mid"] and 50.0 in got["hot"]), got
+        c.process_events(10)
+        assert sorted(got["deep"]) == sorted(f"{root}.{t}" for t in ("a", "a.temp", "a.b.temp", "a.temp.x", "m", "m.temp"))
+        assert got["one"] == [f"{root}.a", f"{root}.m"]
         # different topics: no order between them is promised in threads mode
-        assert sorted(got["mid"]) == sorted([f"{root}.a.temp", f"{root}.a.b.temp"])
-        assert sorted(got["hot"]) == [31.0, 35.0, 40.0]
+        assert sorted(got["mid"]) == sorted([f"{root}.a.temp", f"{root}.a.b.temp", f"{root}.m.temp"])
+        assert sorted(got["hot"]) == [31.0, 35.0, 40.0, 50.0]
         with pytest.raises(ReservedTopic):
             c.publish("cca.x", {})
         with pytest.raises(InvalidTopic):
@@ -58,28 +67,35 @@ def test_two_clients_remove_listener_unsubscribe_and_sync_mode(broker_session) -
     with evfabric.connect(broker_session.url, source="a") as pub, \
             evfabric.connect(broker_session.url, source="b", mode="sync") as sub_client:
         seen: list = []
+        threads: set[int] = set()
         sub = sub_client.subscribe(f"{root}.*")
-        fn = sub.add_listener(seen.append)
+        fn = sub.add_listener(lambda e: (seen.append(e), threads.add(threading.get_ident())))
+
+        def queued() -> int:
+            return sub_client.aio.local.stats.pending  # events received, waiting for process_events()
+
         pub.publish(f"{root}.x", {"i": 1}, type="demo", key="k1", lab="one")
         pub.flush()
-        time.sleep(0.2)
+        assert wait_until(lambda: queued() >= 1)  # received and queued here
         assert seen == []  # sync mode: nothing until process_events()
-        assert wait_until(lambda: sub_client.process_events() > 0 or bool(seen))
+        assert sub_client.process_events() >= 1
+        assert len(seen) == 1 and threads == {threading.get_ident()}  # delivered then, in this thread
         ev = seen[0]
         assert (ev.source, ev.type, ev.key, ev.extra, ev.body) == ("a", "demo", "k1", {"lab": "one"}, {"i": 1})
         assert sub.remove_listener(fn)
         pub.publish(f"{root}.x", {"i": 2})
         pub.flush()
-        time.sleep(0.2)
+        assert wait_until(lambda: queued() >= 1)
         sub_client.process_events()
-        assert len(seen) == 1
+        assert len(seen) == 1 and sub.stats.handed == 2
         sub.add_listener(seen.append)
+        probe = sub_client.subscribe(f"{root}.*")  # fed by the same broker subscription, after sub
         sub.unsubscribe()
         pub.publish(f"{root}.x", {"i": 3})
         pub.flush()
-        time.sleep(0.2)
+        assert wait_until(lambda: probe.stats.handed == 1)  # the feed handled i=3: sub would have had it first
         sub_client.process_events()
-        assert len(seen) == 1 and not sub.active
+        assert len(seen) == 1 and not sub.active and sub.stats.handed == 2
 
 
 def test_burst_travels_in_few_messages_and_lone_event_is_not_delayed(broker_session) -> None:
@@ -88,10 +104,10 @@ def test_burst_travels_in_few_messages_and_lone_event_is_not_delayed(broker_sess
 
     async def count_messages(n_events: int) -> tuple[int, float]:
         nc = await nats.connect(broker_session.url)
-        msgs: list[int] = []
+        msgs: list[bytes] = []
 
         async def on_msg(m) -> None:
-            msgs.append(len(m.data))
+            msgs.append(m.data)
 
         await nc.subscribe(subject, cb=on_msg)
         await nc.flush()
@@ -103,10 +119,14 @@ def test_burst_travels_in_few_messages_and_lone_event_is_not_delayed(broker_sess
         lone_latency = time.monotonic() - t0
         await client.publish_many(f"{root}.t", [{"i": i} for i in range(n_events)])
         await client.flush()
-        await asyncio.sleep(0.2)
+        # a marker after the burst, on the same subject and connection: it arrives after all of it
+        await client.publish(f"{root}.t", {"end-of-burst-marker": True})
+        await client.flush()
+        assert await wait_until_async(lambda: any(b"end-of-burst-marker" in m for m in msgs))
+        assert b"end-of-burst-marker" in msgs[-1]
         await client.close()
         await nc.close()
-        return len(msgs) - 1, lone_latency
+        return len(msgs) - 2, lone_latency
 
     messages, latency = asyncio.run(count_messages(5000))
     assert 10 <= messages <= 100  # 5000 events in batches of at most 500
@@ -179,10 +199,7 @@ def test_async_client_with_coroutine_listener(broker_session) -> None:
             for i in range(5):
                 await client.publish(f"{root}.x", {"i": i})
             await client.flush()
-            for _ in range(200):
-                if len(got) == 5:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: len(got) == 5)
         return got
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]

@@ -8,11 +8,10 @@ import threading
 import time
 
 import pytest
+from _fabric_helpers import unique, wait_until
 
 import evfabric
 from evfabric.core.errors import AlreadyExists, ConfigError, NotFound
-
-from _fabric_helpers import unique, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -41,24 +40,23 @@ def test_replay_from_earliest_sequence_and_time(broker_session) -> None:
         c.create_topic(root)
         for i in range(5):
             c.publish(f"{root}.x", {"i": i}, delivery="reliable")
-        time.sleep(0.05)
-        middle = time.time()
-        time.sleep(0.05)
+        c.flush()  # stored: the broker stamped them before it acknowledged, on this host's clock
+        middle = time.time()  # after those stamps, before any stamp of what follows
         for i in range(5, 8):
             c.publish(f"{root}.x", {"i": i}, delivery="reliable")
 
         def collect(**kw) -> list[int]:
             got: list[int] = []
             sub = c.subscribe(f"{root}.*", listener=lambda e: got.append(e.body["i"]), **kw)
-            wait_until(lambda: c.lag(sub) == 0 and len(got) > 0, timeout=5)
-            time.sleep(0.1)
+            # nothing pending or unacknowledged (acknowledged once the listener returned): all heard
+            assert wait_until(lambda: c.lag(sub) == 0 and len(got) > 0), got
             sub.unsubscribe()
             return got
 
         assert collect(replay=True) == list(range(8))
         assert collect(start=4) == [3, 4, 5, 6, 7]
         assert collect(start=middle) == [5, 6, 7]
-        assert collect(start=dt.datetime.fromtimestamp(middle, dt.timezone.utc)) == [5, 6, 7]
+        assert collect(start=dt.datetime.fromtimestamp(middle, dt.UTC)) == [5, 6, 7]
         assert collect(start="last") == [7]
         live: list[int] = []
         c.subscribe(f"{root}.*", delivery="reliable", listener=lambda e: live.append(e.body["i"]))

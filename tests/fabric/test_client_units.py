@@ -7,14 +7,20 @@ import random
 
 import pytest
 
-from evfabric.core.codec import decode_batch
 from evfabric.core.errors import ConfigError
 from evfabric.core.event import make_event
-from evfabric.core.topics import Pattern, reference_match
+from evfabric.core.topics import reference_match
 from evfabric.fabric.batching import Batcher
 from evfabric.fabric.delivery import DeliveryPolicy
 from evfabric.fabric.replay import deliver_policy
-from evfabric.fabric.subjects import intersect, partition_of, pattern_filter, pattern_reaches, stream_name, topic_subject
+from evfabric.fabric.subjects import (
+    intersect,
+    partition_of,
+    pattern_filter,
+    pattern_reaches,
+    stream_name,
+    topic_subject,
+)
 
 
 def nats_match(filt: str, subject: str) -> bool:
@@ -50,13 +56,27 @@ def test_filter_contains_pattern_and_exact_flag_is_true(pattern: str) -> None:
 
 
 def test_filter_per_partition() -> None:
-    assert pattern_filter("a.?", 2) == ("evf.2.a.*", True)
-    assert pattern_filter("a.*.b") == ("evf.*.a.>", False)
+    assert pattern_filter("a.?", 2) == ("evf.*.2.a.*", True)
+    assert pattern_filter("a.*.b") == ("evf.*.*.a.>", False)
+    assert pattern_filter("a.?", publisher="alice") == ("evf.alice.*.a.*", True)
+
+
+def test_subjects_carry_the_publisher() -> None:
+    from evfabric.fabric.subjects import parse_subject, stream_subjects, topic_of_subject
+
+    assert topic_subject("a.b") == "evf._.0.a.b"
+    assert topic_subject("a.b", 3, "alice") == "evf.alice.3.a.b"
+    assert parse_subject("evf.alice.3.a.b") == ("alice", 3, "a.b")
+    assert topic_of_subject("evf.alice.3.a.b") == "a.b"
+    for bad in ("evf.0.a", "evf.alice.x.a", "other.a.0.b", "evf..0.a", "evf.a.0."):
+        assert parse_subject(bad) is None, bad
+    assert stream_subjects("jobs") == ["evf.*.*.jobs", "evf.*.*.jobs.>"]
 
 
 def test_intersect_agrees_with_brute_force() -> None:
-    filters = ["evf.*.a", "evf.*.a.>", "evf.*.*.b", "evf.1.>", "evf.*.>", "evf.2.a.b", "x.>"]
-    subjects = [topic_subject(t, p) for t in topics(3) for p in (1, 2)]
+    filters = ["evf.*.*.a", "evf.*.*.a.>", "evf.*.*.*.b", "evf.*.1.>", "evf.*.>", "evf.*.2.a.b", "evf.bob.*.a",
+               "x.>"]
+    subjects = [topic_subject(t, p, who) for t in topics(3) for p in (1, 2) for who in ("_", "bob")]
     for a, b in itertools.product(filters, repeat=2):
         both = intersect(a, b)
         for s in subjects:
@@ -114,11 +134,14 @@ def test_batcher_cuts_by_count_and_bytes_and_completes_ticket() -> None:
     events = [make_event("t", {"pad": "x" * random.choice([10, 300])}, source="s") for _ in range(95)]
     ticket = None
     for ev in events:
-        ticket, _ = b.add("evf.0.t", "best_effort", ev)
+        ticket, _ = b.add("evf._.0.t", "best_effort", ev)
     batches = b.drain()
     assert all(len(x.events) <= 10 for x in batches)
     assert all(len(x.payload) <= 2000 or len(x.events) == 1 for x in batches)
-    assert [e.id for x in batches for e in decode_batch(x.payload)] == [e.id for e in events]
+    from evfabric.wire import decode_message
+
+    got = [e.id for x in batches for e in decode_message(x.subject, x.headers, x.payload)]
+    assert got == [e.id for e in events]
     assert b.outstanding == 95 and ticket is not None and not ticket.done()
     for x in batches:
         b.complete(x)

@@ -8,8 +8,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from evfabric.broker.server import BrokerServer
 from evfabric.core.errors import BrokerUnavailable, ConfigError
-from evfabric.fabric.server import BrokerServer
+from evfabric.testing import wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -92,15 +93,10 @@ def test_port_in_use_fails_with_log_tail(tmp_path: Path, broker: BrokerServer) -
 
 
 def test_reload_applies_new_settings_and_refuses_bad_ones(broker: BrokerServer) -> None:
-    import time
-
     assert broker.varz()["max_payload"] != 4096
     broker.settings.max_payload = 4096
     broker.reload()
-    deadline = time.monotonic() + 10
-    while broker.varz()["max_payload"] != 4096 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert broker.varz()["max_payload"] == 4096
+    assert wait_until(lambda: broker.varz()["max_payload"] == 4096, timeout=10)
     broker.settings.extra["not_an_option"] = True
     with pytest.raises(ConfigError, match="not_an_option"):
         broker.reload()
@@ -108,7 +104,7 @@ def test_reload_applies_new_settings_and_refuses_bad_ones(broker: BrokerServer) 
 
 
 def test_config_hook_edits_generated_config(tmp_path: Path) -> None:
-    from evfabric.fabric.server_config import ServerSettings, build_config, render_config
+    from evfabric.broker.config import ServerSettings, build_config, render_config
 
     def hook(settings: ServerSettings, conf: dict) -> None:
         conf["accounts"] = {"APP": {"jetstream": "enabled", "users": [{"user": "a", "password": "p"}]}}

@@ -14,9 +14,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from evfabric.broker.config import free_port
+from evfabric.broker.server import BrokerServer
 from evfabric.cli import app
-from evfabric.fabric.server import BrokerServer
-from evfabric.fabric.server_config import free_port
+from evfabric.testing import wait_until
 
 pytestmark = pytest.mark.broker
 runner = CliRunner()
@@ -104,13 +105,11 @@ def test_serve_stopped_during_startup_leaves_no_server(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     log = tmp_path / "d" / "nats.log"
-    deadline = time.monotonic() + 20
-    while not log.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(log.exists, timeout=20, every=0.01)  # the broker is starting (or serve gave up)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out
     assert "stopped" in out
-    time.sleep(0.2)
+    # serve waits for the broker process it stops: by the time serve has exited, nothing listens
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import nats
 import nats.errors
@@ -11,7 +10,9 @@ import nats.js.errors
 import pytest
 from nats.js.api import StreamConfig
 
-from evfabric.fabric.cluster import BrokerCluster
+from evfabric.broker.cluster import BrokerCluster
+from evfabric.broker.server import BrokerServer
+from evfabric.testing import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -21,9 +22,12 @@ def test_cluster_forms_with_meta_leader(cluster3: BrokerCluster) -> None:
     assert leader in {"n1", "n2", "n3"}
     for s in cluster3.servers:
         assert s.meta_leader() == leader
-        routes = s.monitor("routez")
-        # each member routes to the two others (possibly several pooled routes per peer)
-        assert {r.get("remote_name") for r in routes["routes"]} == {"n1", "n2", "n3"} - {s.name}
+
+        def peers(srv: BrokerServer = s) -> set[str]:
+            return {r.get("remote_name") for r in srv.monitor("routez")["routes"]}
+        # each member routes to the two others (possibly several pooled routes per peer); a pooled
+        # route may still be coming up when the meta leader is known: wait for it, bounded
+        assert wait_until(lambda p=peers, me=s.name: p() == {"n1", "n2", "n3"} - {me}, timeout=10), peers()
 
 
 _TRANSIENT = (nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError)
@@ -102,7 +106,4 @@ def test_killed_member_rejoins_and_catches_up(cluster3: BrokerCluster) -> None:
                     return st["state"]["messages"]
         return -1
 
-    deadline = time.monotonic() + 20
-    while replica_msgs() != 20 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert replica_msgs() == 20
+    assert wait_until(lambda: replica_msgs() == 20, every=0.2), replica_msgs()

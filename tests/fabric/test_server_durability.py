@@ -8,7 +8,7 @@ import nats
 import nats.js.errors
 import pytest
 
-from evfabric.fabric.server import BrokerServer
+from evfabric.broker.server import BrokerServer
 
 pytestmark = pytest.mark.broker
 
@@ -63,7 +63,7 @@ def test_memory_stream_does_not_survive_kill_9(broker: BrokerServer) -> None:
         nc = await nats.connect(broker.url)
         js = nc.jetstream()
         await js.add_stream(name="MEM", subjects=["mem.>"], storage="memory")
-        for i in range(10):
+        for _ in range(10):
             await js.publish("mem.x", b"x")
         await nc.close()
         broker.kill()

@@ -1,20 +1,20 @@
-"""Helpers for the HTC tests: run a small job in-process on a LocalFabric."""
+"""Helpers for the HTC tests: run a small job in-process on a LocalHub."""
 
 from __future__ import annotations
 
 import asyncio
 
-from evfabric.htc import JobConfig, LocalFabric, RunResult, WorkerHost, run_job
+from evfabric.htc import JobConfig, LocalHub, RunResult, WorkerHost, run_job
 
 
 def run_local(approach: str, cfg: JobConfig) -> RunResult:
     """Run ``cfg`` with ``approach`` on an in-process fabric; return the result."""
 
     async def main() -> RunResult:
-        fabric = LocalFabric()
-        host = WorkerHost(cfg, fabric.transport("host"), approach=approach)
+        fabric = LocalHub()
+        host = WorkerHost(cfg, fabric.link("host"), approach=approach)
         try:
-            return await run_job(approach, cfg, fabric.transport("coordinator"), host)
+            return await run_job(approach, cfg, fabric.link("coordinator"), host)
         finally:
             fabric.close()
 

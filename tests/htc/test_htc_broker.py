@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from evfabric.htc import JobConfig, WorkerConfig, WorkerHost, run_job, run_on_broker
-from evfabric.htc.nats_transport import NatsTransport
+from evfabric.htc.fabric_link import FabricLink
 
 pytestmark = pytest.mark.broker
 
@@ -15,8 +15,8 @@ def test_events_with_loss_and_polling_on_a_real_broker(broker):
                     worker=WorkerConfig(interval=0.02, heartbeat=0.1))
 
     async def events():
-        coord_link = await NatsTransport.connect(broker.url, "coordinator")
-        host_link = await NatsTransport.connect(broker.url, "host")
+        coord_link = await FabricLink.connect(broker.url, "coordinator")
+        host_link = await FabricLink.connect(broker.url, "host")
         try:
             return await run_job("events", cfg, coord_link, WorkerHost(cfg, host_link, approach="events"))
         finally:

@@ -8,7 +8,7 @@ from _htc_helpers import run_local
 
 from evfabric.htc import (
     JobConfig,
-    LocalFabric,
+    LocalHub,
     SeqTracker,
     SimulatedRunner,
     Worker,
@@ -63,11 +63,11 @@ class DropFirstTaskMessage:
 
 def test_lost_last_message_is_noticed_from_heartbeats():
     async def main():
-        fabric = LocalFabric()
+        fabric = LocalHub()
         plan = plan_assignments(20, ["w0"], 20)
         cfg = WorkerConfig(emit="assignment", heartbeat=0.05)
-        worker = Worker("w0", "j", DropFirstTaskMessage(fabric.transport("w0")), SimulatedRunner(0.001), cfg)
-        coord = EventCoordinator("j", fabric.transport("c"), plan, heartbeat=0.05)
+        worker = Worker("w0", "j", DropFirstTaskMessage(fabric.link("w0")), SimulatedRunner(0.001), cfg)
+        coord = EventCoordinator("j", fabric.link("c"), plan, heartbeat=0.05)
         await coord.start()
         await worker.start()
         await coord.assign()
@@ -88,9 +88,9 @@ def _kill_one(approach: str) -> tuple[list[str], float, float, bool]:
         cfg = JobConfig(tasks=400, workers=4, per_assignment=10, task_time=0.02, misses=3,
                         worker=WorkerConfig(heartbeat=0.05, interval=0.02), poll_interval=0.05,
                         request_timeout=0.2)
-        fabric = LocalFabric()
-        host = WorkerHost(cfg, fabric.transport("host"), approach=approach)
-        coord = make_coordinator(approach, cfg, fabric.transport("c"))
+        fabric = LocalHub()
+        host = WorkerHost(cfg, fabric.link("host"), approach=approach)
+        coord = make_coordinator(approach, cfg, fabric.link("c"))
         await coord.start()
         await host.start()
         await coord.assign()

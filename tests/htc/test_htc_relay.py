@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from _htc_helpers import run_local
 
-from evfabric.htc import JobConfig, LocalFabric, Relay, WorkerConfig
+from evfabric.htc import JobConfig, LocalHub, Relay, WorkerConfig
 from evfabric.htc.model import relay_topic
 
 
@@ -23,23 +23,25 @@ def test_job_through_relays_is_exact(mode):
 
 def test_two_level_tree_batches_and_flattens_in_order():
     async def main():
-        fabric = LocalFabric()
+        fabric = LocalHub()
         got: list[tuple[str, dict]] = []
-        top = Relay("top", "j", fabric.transport("top"), mode="batch", interval=0.05)
-        leaves = [Relay(f"leaf{i}", "j", fabric.transport(f"leaf{i}"), uplink=top.input_topic(f"leaf{i}"),
+        top = Relay("top", "j", fabric.link("top"), mode="batch", interval=0.05)
+        leaves = [Relay(f"leaf{i}", "j", fabric.link(f"leaf{i}"), uplink=top.input_topic(f"leaf{i}"),
                         mode="batch", interval=0.01) for i in range(2)]
-        await fabric.transport("c").subscribe("htc.j.up.?", lambda topic, body: got.append((topic, body)))
+        await fabric.link("c").subscribe("htc.j.up.?", lambda topic, body: got.append((topic, body)))
         for relay in (top, *leaves):
             await relay.start()
-        sender = fabric.transport("workers")
+        sender = fabric.link("workers")
         for n in range(1, 51):
             for w in range(4):
                 await sender.publish(relay_topic("j", f"leaf{w % 2}", f"w{w}"), {"k": "task", "w": f"w{w}", "s": n})
             if n % 10 == 0:
                 await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
-        for relay in (*leaves, top):
-            await relay.stop()
+        await fabric.service.drain()  # every task message is in a leaf's queue
+        for relay in leaves:
+            await relay.stop()  # forwards what it holds to the top
+        await fabric.service.drain()
+        await top.stop()
         await fabric.service.drain()
         fabric.close()
         return got, top

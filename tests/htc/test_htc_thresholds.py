@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from evfabric.core.errors import ConfigError
-from evfabric.htc import LocalFabric, SimulatedMetrics, SimulatedRunner, Threshold, ThresholdSpec, Worker, WorkerConfig
+from evfabric.htc import LocalHub, SimulatedMetrics, SimulatedRunner, Threshold, ThresholdSpec, Worker, WorkerConfig
+from evfabric.testing import wait_until_async
 
 
 def test_threshold_goes_high_at_high_and_normal_only_at_low():
@@ -42,15 +43,22 @@ def test_worker_emits_metric_events_only_on_crossings():
     readings = iter([50, 65, 72, 74, 71, 66, 61, 59, 58, 64, 80] + [80] * 200)
 
     async def main() -> list[dict]:
-        fabric = LocalFabric()
+        fabric = LocalHub()
         got: list[dict] = []
         cfg = WorkerConfig(emit="interval", heartbeat=0, metrics_every=0.01,
                            thresholds=(ThresholdSpec("temp", high=70.0, low=60.0),))
-        worker = Worker("w0", "j", fabric.transport("w0"), SimulatedRunner(0.0), cfg)
-        worker.read_metrics = lambda: {"temp": float(next(readings))}
-        await fabric.transport("c").subscribe("htc.j.up.?", lambda topic, body: got.append(body))
+        worker = Worker("w0", "j", fabric.link("w0"), SimulatedRunner(0.0), cfg)
+        reads = [0]
+
+        def read() -> dict[str, float]:
+            reads[0] += 1
+            return {"temp": float(next(readings))}
+
+        worker.read_metrics = read
+        await fabric.link("c").subscribe("htc.j.up.?", lambda topic, body: got.append(body))
         await worker.start()
-        await asyncio.sleep(0.4)
+        # 30 readings: the 3 crossings (the 3rd at the 11th) and 19 steady ones after them
+        assert await wait_until_async(lambda: reads[0] >= 30, timeout=20)
         await worker.stop()
         await fabric.service.drain()
         fabric.close()

@@ -8,7 +8,7 @@ import pytest
 from evfabric.htc import (
     DONE,
     FAILED,
-    LocalFabric,
+    LocalHub,
     SimulatedRunner,
     SubprocessRunner,
     Worker,
@@ -20,12 +20,12 @@ from evfabric.htc.model import Assignment
 
 def _run_worker(cfg: WorkerConfig, tasks: int = 30, per_assignment: int = 10, runner=None):
     async def main():
-        fabric = LocalFabric()
+        fabric = LocalHub()
         got: list[dict] = []
-        await fabric.transport("c").subscribe("htc.j.up.?", lambda topic, body: got.append(body))
-        worker = Worker("w0", "j", fabric.transport("w0"), runner or SimulatedRunner(0.002, fail_rate=0.2, seed=5), cfg)
+        await fabric.link("c").subscribe("htc.j.up.?", lambda topic, body: got.append(body))
+        worker = Worker("w0", "j", fabric.link("w0"), runner or SimulatedRunner(0.002, fail_rate=0.2, seed=5), cfg)
         await worker.start()
-        reply = await fabric.transport("c").request(
+        reply = await fabric.link("c").request(
             "htc.j.ctl.w0", {"op": "assign", "a": [a.as_body() for a in plan_assignments(tasks, ["w0"], per_assignment)["w0"]]}, 1.0)
         assert reply == {"ok": True, "tasks": tasks}
         for _ in range(500):
@@ -33,7 +33,7 @@ def _run_worker(cfg: WorkerConfig, tasks: int = 30, per_assignment: int = 10, ru
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
-        snapshot = await fabric.transport("c").request("htc.j.ctl.w0", {"op": "status"}, 1.0)
+        snapshot = await fabric.link("c").request("htc.j.ctl.w0", {"op": "status"}, 1.0)
         await worker.stop()
         await fabric.service.drain()
         fabric.close()
@@ -47,7 +47,7 @@ def _changes(messages):
 
 
 def test_each_sends_one_message_per_change():
-    msgs, snap, w = _run_worker(WorkerConfig(emit="each", heartbeat=0, metrics_every=0))
+    msgs, _, _ = _run_worker(WorkerConfig(emit="each", heartbeat=0, metrics_every=0))
     assert len(msgs) == 60 and _changes(msgs) == 60  # 30 starts + 30 ends
     assert [m["s"] for m in msgs] == list(range(1, 61))
 
@@ -64,7 +64,7 @@ def test_interval_batches_by_time():
 
 
 def test_assignment_sends_one_message_per_finished_assignment():
-    msgs, snap, w = _run_worker(WorkerConfig(emit="assignment", heartbeat=0, metrics_every=0))
+    msgs, _, w = _run_worker(WorkerConfig(emit="assignment", heartbeat=0, metrics_every=0))
     assert sorted(m["a"] for m in msgs) == [0, 1, 2]
     assert all("r" not in m for m in msgs)  # starts are not reported
     finished = {t for m in msgs for t in m["d"] + m["f"]}
@@ -84,8 +84,8 @@ def test_none_sends_nothing_and_snapshot_has_every_state():
 def test_subprocess_runner_runs_real_commands():
     script = "import sys; sys.exit(int(sys.argv[1]) % 3 == 0)"  # tasks 0, 3, 6 fail
     runner = SubprocessRunner([sys.executable, "-c", script, "{task}"])
-    msgs, snap, w = _run_worker(WorkerConfig(emit="each", heartbeat=0, metrics_every=0), tasks=8,
-                                per_assignment=4, runner=runner)
+    _, _, w = _run_worker(WorkerConfig(emit="each", heartbeat=0, metrics_every=0), tasks=8,
+                          per_assignment=4, runner=runner)
     assert [t for t in range(8) if w.states[w.position(t)] == FAILED] == [0, 3, 6]
 
 

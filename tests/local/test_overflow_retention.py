@@ -6,6 +6,7 @@ import time
 import pytest
 
 from evfabric import EventService
+from evfabric.core.clocks import ManualClock
 from evfabric.core.errors import QueueFull
 
 
@@ -75,8 +76,11 @@ def test_block_in_threads_mode_waits_for_room():
 
     t = threading.Thread(target=produce)
     t.start()
-    time.sleep(0.2)
-    assert not done.is_set()  # the producer is held back by the bound
+    deadline = time.monotonic() + 10
+    while svc.stats.pending < 5 and time.monotonic() < deadline:  # wait until the bound is reached
+        time.sleep(0.005)
+    assert svc.stats.pending >= 5
+    assert not done.is_set()  # the listener is gated: the producer is held back by the bound
     assert svc.stats.pending <= 5 + ThreadPoolBatch()
     gate.set()
     t.join(10)
@@ -122,12 +126,32 @@ def test_retention_lets_late_subscribers_catch_up():
 
 
 def test_retention_expires_by_ttl_and_event_ttl():
-    svc = EventService()
-    svc.retain("a", ttl=0.05)
+    clock = ManualClock()
+    svc = EventService(clock=clock)
+    svc.retain("a", ttl=50)
     svc.publish("a", {"i": 1})
-    svc.publish("a", {"i": 2}, ttl=0.01)
+    svc.publish("a", {"i": 2}, ttl=10)
     assert bodies(svc.recent("a")) == [1, 2]
-    time.sleep(0.02)
+    clock.advance(20)
     assert bodies(svc.recent("a")) == [1]
-    time.sleep(0.05)
+    clock.advance(50)
     assert svc.recent("a") == []
+
+
+def test_sync_bound_counts_handed_over_batches_on_the_publish_fast_path():
+    # publish appends to the dispatcher's lane while it has room; a batch handed to one
+    # subscription takes its events' room too, so the bound still counts events, not queue items
+    svc = EventService(queue_size=4, overflow="drop_newest")
+    got = []
+    sub = svc.subscribe("a.*", listener=lambda ev: got.append(ev.body["i"]))
+    batch = [svc.build_event("a.x", {"i": -k}, {}) for k in (1, 2, 3)]
+    svc.hand_over(batch, sub)  # 3 events in one queue item
+    for i in range(3):
+        svc.publish("a.x", {"i": i})  # room for one more only
+    assert svc.stats.pending == 4
+    svc.process_events()
+    assert got == [-1, -2, -3, 0]
+    assert svc.stats.dropped == 2
+    for i in range(4):  # the batch is gone: the whole bound is free again
+        svc.publish("a.x", {"i": i})
+    assert svc.stats.pending == 4

@@ -36,10 +36,15 @@ def test_thread_pool_grows_with_demand_and_shrinks():
     svc.dispatcher.idle_timeout = 0.2
     release = threading.Event()
     svc.subscribe("slow.*", listener=lambda e: release.wait(5))
+    entered: set[str] = set()
+    svc.subscribe("slow.*", listener=lambda e: entered.add(e.topic))  # runs after the blocking one
     for i in range(8):
         svc.publish(f"slow.{i}")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while svc.dispatcher.peak_workers < 4 and time.monotonic() < deadline:  # wait for the pool to grow
+        time.sleep(0.01)
     assert svc.dispatcher.workers == 4  # one blocked topic per thread, up to max_workers
+    assert not entered  # every thread is held by the blocking listener
     release.set()
     svc.process_events(timeout=10)
     deadline = time.time() + 5

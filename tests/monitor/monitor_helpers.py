@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from evfabric.monitor import Monitor
 from evfabric.monitor import web as monitor_web
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 10.0, step: float = 0.1) -> Any:
-    """Poll ``pred`` until it returns something truthy; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {got!r})")
-        time.sleep(step)
+from evfabric.testing import wait_for as wait_for  # re-exported: the tests here import it from here
+from evfabric.web.server import WebServer
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,14 +50,10 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    """Serve ``app`` (evfabric's :class:`WebServer`: uvicorn in a thread, on a free 127.0.0.1
+    port); yield its base URL."""
+    web = WebServer(app).start()
     try:
-        wait_for(lambda: server.started, 10)
-        yield f"http://127.0.0.1:{port}"
+        yield web.url
     finally:
-        server.should_exit = True
-        thread.join(10)
+        web.stop()

@@ -61,18 +61,18 @@ class Traffic:
         nc = await nats.connect(self.url, name="dashboard-publisher")
         js = nc.jetstream()
         await js.add_stream(TopicConfig("telemetry").stream_config())
-        sub = await js.pull_subscribe("evf.*.telemetry.>", durable="analytics", stream=TopicConfig("telemetry").stream,
+        sub = await js.pull_subscribe("evf.*.*.telemetry.>", durable="analytics", stream=TopicConfig("telemetry").stream,
                                       config=ConsumerConfig(ack_wait=30))
         listener = await nats.connect(self.url, name="alert-listener")
-        await listener.subscribe("evf.*.alerts.>")
+        await listener.subscribe("evf.*.*.alerts.>")
         self.ready.set()
         batch = b"\x9a" + b"\x01" * 10  # a batch of 10 events
         tick = 0
         while not self.stop.is_set():
             tick += 1
             for _ in range(5 + tick % 7):
-                await js.publish("evf.0.telemetry.temp", batch)
-            await nc.publish("evf.0.alerts.disk", b"\x92\x01\x02")
+                await js.publish("evf._.0.telemetry.temp", batch)
+            await nc.publish("evf._.0.alerts.disk", b"\x92\x01\x02")
             if tick % 2:
                 for m in await sub.fetch(4, timeout=2):
                     await m.ack()
@@ -126,10 +126,21 @@ def test_monitor_dashboard_shows_live_rates(broker: BrokerServer, dashboard_url:
                 page.screenshot(path=str(shot), full_page=True)
                 in_rate = float(page.text_content('tr[data-topic="telemetry"] .rate-in') or "0")
                 lag = page.text_content('tr[data-consumer="analytics"] .lag') or ""
-                points = page.get_attribute('tr[data-topic="telemetry"] svg polyline', "points") or ""
+            # Stored events: 10 per stored batch (version-0 batches of 10, counted from their payload).
+            # Checked once the traffic stopped: on a loaded machine a count that takes longer than a
+            # sample allows is left out of that sample, and goes on for the next one.
+            page.wait_for_function(
+                """() => { const r = document.querySelector('tr[data-topic="telemetry"]');
+                           const e = r && r.querySelector('.stored-events'), b = r && r.querySelector('.stored');
+                           return e && b && parseFloat(b.textContent) > 0
+                                  && parseFloat(e.textContent) === 10 * parseFloat(b.textContent); }""",
+                timeout=30000)
+            headers = page.text_content("#topics thead") or ""
+            points = page.get_attribute('tr[data-topic="telemetry"] svg polyline', "points") or ""
             assert page.evaluate("window.__noReload") is True
             assert in_rate > 0
             assert lag.strip() not in ("", "0", "–")  # the consumer reads slower than events arrive
+            assert "stored events" in headers and "stored batches" in headers and "lag events" in headers
             ys = {p.split(",")[1] for p in points.split()}
             assert len(ys) > 1  # the sparkline is not flat: it drew rates over time
             assert "thumbnailer" in (page.text_content("#triggers") or "")

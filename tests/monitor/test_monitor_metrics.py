@@ -4,20 +4,19 @@ best-effort traffic, connections, health, trigger counters (local and reported o
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 
 import nats
 import pytest
 from fastapi.testclient import TestClient
+from monitor_helpers import make_app, metric, scrape, wait_for
 from nats.js.api import ConsumerConfig
 
-from evfabric.fabric.aio import FabricStats
+from evfabric.fabric.stats import FabricStats
 from evfabric.fabric.streams import TopicConfig
 from evfabric.monitor import Monitor, metrics
 from evfabric.monitor.reporter import MetricsReporter
-from evfabric.testing import BrokerServer
-
-from monitor_helpers import make_app, metric, scrape, wait_for
+from evfabric.testing import BrokerServer, wait_until_async
 
 pytestmark = pytest.mark.broker
 
@@ -29,7 +28,7 @@ async def _publish(url: str, topic: str, n: int) -> None:
     js = nc.jetstream()
     await js.add_stream(TopicConfig(topic).stream_config())
     for _ in range(n):
-        await js.publish(f"evf.0.{topic}.status", PAYLOAD)
+        await js.publish(f"evf._.0.{topic}.status", PAYLOAD)
     await nc.close()
 
 
@@ -42,11 +41,11 @@ def test_monitor_metrics_topic_counts_and_bytes(broker: BrokerServer, app_client
         return s if metric(s, "evfabric_topic_published_events_total", topic="orders") == 60 else None
 
     s = wait_for(counted)
-    assert metric(s, "evfabric_topic_messages_in_total", topic="orders", kind="reliable") == 20
+    assert metric(s, "evfabric_topic_in_messages_total", topic="orders", kind="reliable") == 20
     assert metric(s, "evfabric_topic_stored_messages", topic="orders") == 20
     stored = metric(s, "evfabric_topic_stored_bytes", topic="orders")
     assert stored is not None and stored >= 20 * len(PAYLOAD)  # payload plus subject and headers
-    assert metric(s, "evfabric_topic_bytes_in_total", topic="orders") == stored  # nothing removed yet
+    assert metric(s, "evfabric_topic_in_bytes_total", topic="orders") == stored  # nothing removed yet
     assert metric(s, "evfabric_topic_published_messages_total", topic="orders") == 20
     assert metric(s, "evfabric_topic_published_bytes_total", topic="orders") == 20 * len(PAYLOAD)
 
@@ -61,7 +60,7 @@ def test_monitor_metrics_topic_counts_and_bytes(broker: BrokerServer, app_client
 async def _consume_all(url: str, stream: str, n: int, ack: bool) -> None:
     nc = await nats.connect(url, name="test-consumer")
     js = nc.jetstream()
-    sub = await js.pull_subscribe("evf.*.tasks.>", durable="workers", stream=stream)
+    sub = await js.pull_subscribe("evf.*.*.tasks.>", durable="workers", stream=stream)
     got = 0
     while got < n:
         for m in await sub.fetch(n - got, timeout=5):
@@ -77,9 +76,9 @@ def test_monitor_consumer_lag_drops_to_zero(broker: BrokerServer, app_client: Te
         js = nc.jetstream()
         await js.add_stream(TopicConfig("tasks").stream_config())
         await js.add_consumer(TopicConfig("tasks").stream, ConsumerConfig(durable_name="workers", ack_wait=30,
-                                                                           filter_subject="evf.*.tasks.>"))
-        for i in range(15):
-            await js.publish("evf.0.tasks.todo", PAYLOAD)
+                                                                           filter_subject="evf.*.*.tasks.>"))
+        for _ in range(15):
+            await js.publish("evf._.0.tasks.todo", PAYLOAD)
         await nc.close()
 
     asyncio.run(setup())
@@ -90,7 +89,7 @@ def test_monitor_consumer_lag_drops_to_zero(broker: BrokerServer, app_client: Te
     asyncio.run(_consume_all(broker.url, TopicConfig("tasks").stream, 15, ack=True))
     s = wait_for(lambda: (x := scrape(app_client)) and metric(x, "evfabric_consumer_lag", consumer="workers") == 0 and x)
     assert metric(s, "evfabric_consumer_ack_pending", consumer="workers") == 0
-    assert metric(s, "evfabric_topic_messages_out_total", topic="tasks") == 15
+    assert metric(s, "evfabric_topic_out_messages_total", topic="tasks") == 15
 
 
 def test_monitor_redeliveries_are_counted(broker: BrokerServer, app_client: TestClient) -> None:
@@ -99,18 +98,26 @@ def test_monitor_redeliveries_are_counted(broker: BrokerServer, app_client: Test
         js = nc.jetstream()
         await js.add_stream(TopicConfig("flaky").stream_config())
         for _ in range(3):
-            await js.publish("evf.0.flaky.x", PAYLOAD)
-        sub = await js.pull_subscribe("evf.*.flaky.>", durable="slow", stream=TopicConfig("flaky").stream,
+            await js.publish("evf._.0.flaky.x", PAYLOAD)
+        sub = await js.pull_subscribe("evf.*.*.flaky.>", durable="slow", stream=TopicConfig("flaky").stream,
                                       config=ConsumerConfig(ack_wait=0.5))
         await sub.fetch(3, timeout=5)  # not acknowledged: redelivered after ack_wait
-        await asyncio.sleep(0.8)
-        await sub.fetch(3, timeout=5)
+        again: list = []
+
+        async def redelivered() -> bool:  # ask until the broker hands the 3 out again
+            # each pull waits up to 2 s (> ack_wait), so the 3 come in one pull, not a third time
+            with contextlib.suppress(nats.errors.TimeoutError, asyncio.TimeoutError):
+                again.extend(await sub.fetch(3 - len(again), timeout=2))
+            return len(again) >= 3
+
+        assert await wait_until_async(redelivered)
+        assert [m.metadata.num_delivered for m in again] == [2, 2, 2]
         await nc.close()
 
     asyncio.run(scenario())
     s = wait_for(lambda: (x := scrape(app_client)) and (metric(x, "evfabric_consumer_redelivered", consumer="slow") or 0) > 0 and x)
     assert metric(s, "evfabric_consumer_ack_pending", consumer="slow") == 3
-    assert metric(s, "evfabric_topic_messages_out_total", topic="flaky") == 6  # deliveries, redeliveries included
+    assert metric(s, "evfabric_topic_out_messages_total", topic="flaky") == 6  # deliveries, redeliveries included
 
 
 def test_monitor_best_effort_topic_in_and_out(broker: BrokerServer, app_client: TestClient) -> None:
@@ -127,19 +134,19 @@ def test_monitor_best_effort_topic_in_and_out(broker: BrokerServer, app_client: 
             if count == 10:
                 got.set()
 
-        await nc.subscribe("evf.*.alerts.>", cb=cb)
+        await nc.subscribe("evf.*.*.alerts.>", cb=cb)
         for _ in range(10):
-            await nc.publish("evf.0.alerts.disk", PAYLOAD)
+            await nc.publish("evf._.0.alerts.disk", PAYLOAD)
         await asyncio.wait_for(got.wait(), 5)
         # Keep the subscription while the monitor reads its delivered count.
-        await asyncio.to_thread(wait_for, lambda: metric(scrape(app_client), "evfabric_topic_messages_out_total",
+        await asyncio.to_thread(wait_for, lambda: metric(scrape(app_client), "evfabric_topic_out_messages_total",
                                                          topic="alerts") == 10)
         await nc.close()
 
     asyncio.run(scenario())
     s = scrape(app_client)
     assert metric(s, "evfabric_topic_published_events_total", topic="alerts", kind="best_effort") == 30
-    assert metric(s, "evfabric_topic_messages_in_total", topic="alerts") == 0  # no stream stores it
+    assert metric(s, "evfabric_topic_in_messages_total", topic="alerts") == 0  # no stream stores it
     snap = app_client.get("/monitor/snapshot").json()
     row = next(t for t in snap["topics"] if t["topic"] == "alerts")
     assert row["kind"] == "best_effort" and row["messages_out"] == 10  # kept after the subscriber left
@@ -163,9 +170,8 @@ def test_monitor_connections_and_health(broker: BrokerServer, app_client: TestCl
     assert metric(s, "evfabric_server_connections_opened_total") >= 3
 
     broker.stop()
-    time.sleep(0.3)  # the last sample is at most 0.2 s old: the next scrape reads the broker again
-    s = scrape(app_client)
-    assert metric(s, "evfabric_server_up") == 0
+    # the last sample is at most 0.2 s old: a scrape after that reads the broker again
+    s = wait_for(lambda: (x := scrape(app_client)) and metric(x, "evfabric_server_up") == 0 and x)
     assert metric(s, "evfabric_server_healthy") == 0
     snap = app_client.get("/monitor/snapshot").json()
     assert snap["server"]["up"] is False and snap["server"]["health_error"]
@@ -184,7 +190,7 @@ def test_monitor_trigger_counters_local_and_reported(broker: BrokerServer, app_c
     other = CollectorRegistry()
     c = Counter("evfabric_trigger_invocations", "x", ["trigger", "status"], registry=other)
     c.labels(trigger="mon-remote", status="failed").inc(4)
-    d = Counter("evfabric_events_dropped", "x", ["topic", "reason"], registry=other)
+    d = Counter(metrics.DROPPED_EVENTS, "x", ["topic", "reason"], registry=other)
     d.labels(topic="alerts", reason="queue_full").inc(9)
 
     async def report() -> None:
@@ -199,7 +205,7 @@ def test_monitor_trigger_counters_local_and_reported(broker: BrokerServer, app_c
     asyncio.run(report())
     s = wait_for(lambda: (x := scrape(app_client)) and metric(
         x, "evfabric_trigger_invocations_total", trigger="mon-remote", client="worker-7") == 4 and x)
-    assert metric(s, "evfabric_events_dropped_total", topic="alerts", client="worker-7") == 9
+    assert metric(s, "evfabric_dropped_events_total", topic="alerts", client="worker-7") == 9
     assert metric(s, "evfabric_client_published_total", client="worker-7") == 30
     assert metric(s, "evfabric_client_dropped_total", client="worker-7") == 5
     snap = app_client.get("/monitor/snapshot").json()
@@ -237,7 +243,7 @@ def test_monitor_through_evfabric_client(broker: BrokerServer) -> None:
                 client.flush(10)
             s = wait_for(lambda: (x := scrape(app_client)) and metric(
                 x, "evfabric_topic_published_events_total", topic="sensors") == 25 and x)
-            msgs = metric(s, "evfabric_topic_messages_in_total", topic="sensors", kind="reliable")
+            msgs = metric(s, "evfabric_topic_in_messages_total", topic="sensors", kind="reliable")
             assert msgs is not None and 1 <= msgs <= 25  # events travel in batches of one or more
     finally:
         mon.close()

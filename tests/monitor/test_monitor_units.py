@@ -36,8 +36,8 @@ def test_history_rates_and_series() -> None:
 
 
 @pytest.mark.parametrize("subject,pattern", [
-    ("evf.*.jobs.>", "jobs.*"), ("evf.0.jobs", "jobs"), ("evf.3.a.*.c", "a.?.c"),
-    ("_INBOX.abc.*", None), ("evf.x.jobs", None), ("other.0.jobs", None),
+    ("evf.*.*.jobs.>", "jobs.*"), ("evf._.0.jobs", "jobs"), ("evf.*.3.a.*.c", "a.?.c"),
+    ("_INBOX.abc.*", None), ("evf.a.x.jobs", None), ("evf.0.jobs", None), ("other.a.0.jobs", None),
 ])
 def test_subject_pattern(subject: str, pattern: str | None) -> None:
     assert subject_pattern(subject) == pattern

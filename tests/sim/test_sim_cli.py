@@ -50,10 +50,12 @@ def test_examples_are_importable_and_runnable(capsys):
 def test_bench_phold_quick_has_the_named_positive_figures():
     bench = _load(ROOT / "bench" / "phold.py")
     figures = {f.name: f for f in bench.run(quick=True)}
-    names = {"sequential", "sequential_vs_simpy", "conservative_2w", "optimistic_2w", "optimistic_efficiency"}
+    names = {"sequential", "sequential_vs_simpy", "conservative_2w", "conservative_null_2w", "optimistic_2w",
+             "optimistic_efficiency", "optimistic_worst_efficiency"}
     assert names <= set(figures)
     for f in figures.values():
         assert f.value > 0 and f.peer_value > 0, f
         assert f.as_dict()["ratio"] > 0
     assert figures["conservative_2w"].notes["same_results"] is True
     assert figures["optimistic_2w"].notes["same_results"] is True
+    assert figures["optimistic_worst_efficiency"].value >= 0.5, figures["optimistic_worst_efficiency"].notes

@@ -71,8 +71,8 @@ def test_outside_world_actions_happen_only_at_commit():
 
 def test_optimistic_window_bounds_optimism():
     model = Phold(n=16, seed=11, remote=0.5, start_events=4)
-    wide = run(model, 20.0, mode="optimistic", workers=2, batch=2_000)
-    narrow = run(model, 20.0, mode="optimistic", workers=2, batch=2_000, window=0.5)
+    wide = run(model, 20.0, mode="optimistic", workers=2, batch=2_000, adaptive=False)
+    narrow = run(model, 20.0, mode="optimistic", workers=2, batch=2_000, window=0.5, adaptive=False)
     assert narrow.results == wide.results
     assert narrow.stats.rounds > wide.stats.rounds
     assert narrow.stats.rolled_back <= wide.stats.rolled_back
@@ -206,3 +206,95 @@ def test_placement_by_measured_weight_balances_and_agrees():
     again = run(model, 40.0, mode="conservative", workers=2, owner=owner)
     assert again.results == first.results
     assert again.stats.events_per_task == first.stats.events_per_task
+
+
+class Slotted(LP):
+    """State only in __slots__, no state()/set_state(): the default saving must cover slots.
+    An LP stops forwarding after ``budget`` events, so a count that is not rolled back changes
+    how many events are committed (the issue's LP: 7,548 optimistically against 3,041)."""
+
+    __slots__ = ("__hops", "count", "n", "unset")
+
+    def __init__(self, n):
+        self.n, self.count, self.__hops = n, 0, 0
+
+    def init(self):
+        self.send(self.id, "hop", None, self.rng.exponential(1.0))
+
+    def handle(self, kind, data):
+        self.count += 1
+        self.__hops += 1
+        if self.count < 40:
+            self.send(self.rng.randrange(self.n), "hop", None, 0.05 + self.rng.exponential(0.2))
+            self.send(self.id, "hop", None, 0.05 + self.rng.exponential(0.5))
+
+    def finish(self):
+        return {"count": self.count, "hops": self.__hops}
+
+
+class SlottedModel(Model):
+    def __init__(self, n=16, seed=3):
+        self.size, self.lookahead, self.seed, self.n = n, 0.05, seed, n
+
+    def make_lp(self, i):
+        return Slotted(self.n)
+
+    def summarize(self, reports):
+        return {"counts": [r["count"] for r in reports], "hops": [r["hops"] for r in reports]}
+
+
+def test_state_in_slots_is_rolled_back():
+    seq = run(SlottedModel(), 50.0)
+    opt = run(SlottedModel(), 50.0, mode="optimistic", workers=4, batch=64, window=math.inf)
+    assert opt.stats.rolled_back > 0, "this configuration is expected to roll back"
+    assert opt.results == seq.results
+    assert opt.stats.committed == seq.stats.committed
+
+
+def test_state_that_cannot_be_saved_is_refused_naming_the_class():
+    class Locked(LP):
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def init(self):
+            self.send(self.id, "x", None, 1.0)
+
+    class One(Model):
+        size, lookahead = 1, 0.0
+
+        def make_lp(self, i):
+            return Locked()
+
+    with pytest.raises(ConfigError, match=r"cannot save the state of .*Locked for rollback"):
+        run(One(), 5.0, mode="optimistic", workers=1)
+
+
+HEAVY_PHOLD = Phold(n=64, remote=0.9, lookahead=0.001, seed=1)  # the issue's thrashing case
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_adaptive_throttling_keeps_heavy_phold_efficient(workers):
+    seq = run(HEAVY_PHOLD, 20.0)
+    got = run(HEAVY_PHOLD, 20.0, mode="optimistic", workers=workers)  # throttled by default
+    assert got.results == seq.results
+    assert got.stats.rolled_back > 0
+    assert got.stats.efficiency >= 0.5, got.stats.summary()
+
+
+def test_without_throttling_heavy_phold_thrashes():
+    # The reference the throttle is measured against: the same run, unbounded optimism.
+    got = run(HEAVY_PHOLD, 20.0, mode="optimistic", workers=2, batch=1024, adaptive=False)
+    assert got.stats.efficiency < 0, got.stats.summary()
+
+
+@pytest.mark.parametrize("placement", ["threads", "processes"])
+def test_car_wash_with_its_facility_split_does_not_thrash(placement):
+    # Attendant and one machine on PE 0, the other machine and the sink on PE 1: every car
+    # crosses PEs with zero delay, which unbounded optimism answered with millions of rollbacks.
+    model = CarWash(seed=1)
+    seq = run(model, 2000.0)
+    got = run(model, 2000.0, mode="optimistic", workers=2, placement=placement, owner=[0, 0, 1, 0, 1])
+    assert got.results == seq.results
+    assert got.stats.efficiency >= 0.5, got.stats.summary()
+    assert got.stats.rolled_back < got.stats.committed / 2
+    assert got.stats.wall_seconds < 10.0

@@ -3,6 +3,7 @@ management, and a replica killed in the middle of a stream."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import os
@@ -10,15 +11,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
+import nats
 import pytest
 
 import evfabric
 from evfabric.core.errors import AlreadyExists, ConfigError, InvalidFilter, InvalidPattern, NotFound
+from evfabric.fabric.subjects import stream_name
+from evfabric.testing import wait_until
 from evfabric.triggers import RunnerThread, Triggers, make_spec
+from evfabric.triggers.runner import group_name
 
 pytestmark = pytest.mark.broker
 HERE = Path(__file__).parent
@@ -28,18 +33,37 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def wait_until(pred, timeout: float = 20.0, every: float = 0.05) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(every)
-    return pred()
-
-
 def started(runner, name: str) -> None:
     """Wait until the runner consumes for trigger ``name`` (its consumer starts at 'latest')."""
     assert wait_until(lambda: name in runner.status(), timeout=20), f"trigger {name} did not start"
+
+
+def settled(runner, name: str) -> bool:
+    """Trigger ``name``'s consumers have nothing pending or unacknowledged (an event is
+    acknowledged once its action returned): nothing more will be acted on."""
+    rt = runner.runner.running.get(name)
+    return rt is not None and asyncio.run_coroutine_threadsafe(rt.client.lag(rt.sub), runner.loop).result(10) == 0
+
+
+def consumer_state(url: str, topic: str, trigger: str) -> tuple[int, int, int]:
+    """(pending, unacknowledged, waiting pull requests) of trigger ``trigger``'s consumers on ``topic``."""
+    async def main() -> tuple[int, int, int]:
+        nc = await nats.connect(url)
+        try:
+            infos = [c async for c in _consumers(nc.jetstream(), stream_name(topic))]
+        finally:
+            await nc.close()
+        mine = [c for c in infos if c.name.startswith(group_name(trigger) + "_")]
+        assert mine, [c.name for c in infos]
+        return (sum(c.num_pending or 0 for c in mine), sum(c.num_ack_pending or 0 for c in mine),
+                sum(c.num_waiting or 0 for c in mine))
+
+    return asyncio.run(main())
+
+
+async def _consumers(js, stream: str):
+    for c in await js.consumers_info(stream):
+        yield c
 
 
 def lines(path: Path) -> list[dict]:
@@ -64,7 +88,7 @@ def fabric(broker_session):
 
 @pytest.fixture
 def runner(broker_session, out):
-    r = RunnerThread(broker_session.url, idle_timeout=0.3)
+    r = RunnerThread(broker_session.url, idle_timeout=0.3, accept_unsigned=True, webhook_allow=["127.0.0.0/8"])
     yield r
     r.stop()
 
@@ -77,9 +101,8 @@ def runner(broker_session, out):
     [
         (dict(pattern="a..b", action="trigger_actions:record"), InvalidPattern, "a..b"),
         (dict(pattern="a.*", action="trigger_actions:record", filter="body.x >"), InvalidFilter, "does not compile"),
-        (dict(pattern="a.*", action="no_such_module_xyz:f"), ConfigError, "cannot import module"),
-        (dict(pattern="a.*", action="trigger_actions:nope"), ConfigError, "has no"),
-        (dict(pattern="a.*", action="trigger_actions:NOT_CALLABLE"), ConfigError, "not callable"),
+        (dict(pattern="a.*", action={"kind": "python", "target": "no module:f"}), ConfigError, "package.module:function"),
+        (dict(pattern="a.*", action={"kind": "python", "target": "mod:"}), ConfigError, "package.module:function"),
         (dict(pattern="a.*", action={"kind": "webhook", "target": "ftp://x"}), ConfigError, "http(s) URL"),
         (dict(pattern="a.*", action={"kind": "shell", "target": "  "}), ConfigError, "empty"),
         (dict(pattern="a.*", action="trigger_actions:record", batch_size=0), ConfigError, "batch_size"),
@@ -99,6 +122,92 @@ def test_bad_name_refused(out):
         make_spec("bad name!", "a.*", "trigger_actions:record")
 
 
+def test_creation_never_imports_the_action(out, monkeypatch):
+    # validation is pure: a module that does not exist here (it may on the runner's host) is accepted,
+    # and one that would run code at import is not imported by the creating process
+    import sys as _sys
+
+    spec = make_spec("t1", "a.*", "trigger_actions_import_bomb:f")
+    assert spec.action.kind == "python" and "trigger_actions_import_bomb" not in _sys.modules
+    assert make_spec("t2", "a.*", "no_such_module_xyz:f").action.target == "no_such_module_xyz:f"
+
+
+def test_a_trigger_that_cannot_load_is_reported_once_and_the_others_run(fabric, runner, out, caplog):
+    root = unique("imp")
+    failed = []
+    fabric.subscribe("cca.trigger.failed", listener=failed.append)
+    admin = Triggers(fabric)
+    admin.create(f"{root}-missing", f"{root}.*", "no_such_module_xyz:f")
+    admin.create(f"{root}-missing-attr", f"{root}.*", "trigger_actions:nope")
+    admin.create(f"{root}-ok", f"{root}.*", "trigger_actions:record")
+    started(runner, f"{root}-ok")
+    assert wait_until(lambda: {f"{root}-missing", f"{root}-missing-attr"} <= set(runner.runner.failures()))
+    assert "cannot import module 'no_such_module_xyz'" in runner.runner.failures()[f"{root}-missing"]
+    fabric.publish_many(f"{root}.x", [{"i": i} for i in range(5)], delivery="reliable")
+    fabric.flush()
+    assert wait_until(lambda: sorted(r["i"] for r in lines(out)) == list(range(5)))
+    mine = lambda: [e for e in failed if e.body["trigger"].startswith(root)]  # noqa: E731
+    assert wait_until(lambda: len(mine()) == 2)
+    # its status is visible to whoever manages it, and it is reported once, not at every watch round
+    assert wait_until(lambda: any(r["status"] == "not_started" for r in admin.logs(f"{root}-missing")))
+    # a watch round: the failing definitions are written again, then one the runner starts; it
+    # applies definitions in order, so once that runs it has seen the two again
+    counts = dict(runner.runner.counts)
+    admin.enable(f"{root}-missing")
+    admin.enable(f"{root}-missing-attr")
+    admin.create(f"{root}-after", f"{root}.later.*", "trigger_actions:record")
+    started(runner, f"{root}-after")
+    assert runner.runner.counts == counts  # not reported again (a report is counted when made)
+    assert len(mine()) == 2
+    assert len([r for r in caplog.records if f"{root}-missing " in r.getMessage()]) <= 1
+    admin.delete(f"{root}-missing")
+    admin.delete(f"{root}-missing-attr")
+    admin.delete(f"{root}-ok")
+    admin.delete(f"{root}-after")
+
+
+def test_python_action_that_exits_never_stops_the_runner(fabric, runner, out):
+    # sys.exit and KeyboardInterrupt in an action (sync or async) fail that invocation only
+    root = unique("exit")
+    admin = Triggers(fabric)
+    admin.create(f"{root}-exit", f"{root}.*", "sys:exit", retries=0)
+    admin.create(f"{root}-kbd", f"{root}.*", "trigger_actions:interrupt", retries=0)
+    admin.create(f"{root}-aexit", f"{root}.*", "trigger_actions:async_exit", retries=0)
+    admin.create(f"{root}-ok", f"{root}.*", "trigger_actions:record")
+    for name in ("exit", "kbd", "aexit", "ok"):
+        started(runner, f"{root}-{name}")
+    for i in range(3):
+        fabric.publish(f"{root}.x", {"i": i}, delivery="reliable")
+    assert wait_until(lambda: sorted(r["i"] for r in lines(out)) == [0, 1, 2], 30), (lines(out), runner.status())
+    for name, what in (("exit", "SystemExit"), ("kbd", "KeyboardInterrupt"), ("aexit", "SystemExit")):
+        assert wait_until(lambda n=name: runner.status()[f"{root}-{n}"]["dead_lettered"] == 3, 30), runner.status()
+        assert wait_until(lambda n=name, w=what: w in (admin.logs(f"{root}-{n}") or [{}])[-1].get("error", ""), 10), \
+            admin.logs(f"{root}-{name}")
+    assert runner.thread.is_alive() and runner.loop.is_running()
+    fabric.publish(f"{root}.x", {"i": 3}, delivery="reliable")  # still acting after all that
+    assert wait_until(lambda: 3 in [r["i"] for r in lines(out)])
+
+
+def test_the_runner_imports_from_its_working_directory(broker_session, fabric, out, tmp_path, monkeypatch):
+    # the documented `--python mylab.actions:f`, run from the folder that holds mylab
+    pkg = tmp_path / "mylab_cwd_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "actions.py").write_text("import trigger_actions\ndef act(event):\n    trigger_actions.record(event)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    root = unique("cwd")
+    Triggers(fabric).create(f"{root}-c", f"{root}.*", "mylab_cwd_pkg.actions:act")
+    r = RunnerThread(broker_session.url, idle_timeout=0.3, accept_unsigned=True)
+    try:
+        started(r, f"{root}-c")
+        fabric.publish(f"{root}.x", {"i": 1}, delivery="reliable")
+        assert wait_until(lambda: [x["i"] for x in lines(out)] == [1])
+    finally:
+        r.stop()
+        Triggers(fabric).delete(f"{root}-c")
+
+
 # -- acting on events -------------------------------------------------------------------------------
 
 
@@ -109,8 +218,7 @@ def test_python_action_with_filter_acts_exactly_once(fabric, runner, out):
     started(runner, f"{root}-hot")
     fabric.publish_many(f"{root}.sensor.t", [{"i": i} for i in range(40)], delivery="reliable")
     fabric.flush()
-    assert wait_until(lambda: len(lines(out)) >= 20)
-    time.sleep(0.5)
+    assert wait_until(lambda: len(lines(out)) >= 20 and settled(runner, f"{root}-hot"))
     acted = sorted(rec["i"] for rec in lines(out))
     assert acted == list(range(0, 40, 2))  # the filter selects exactly these, each once
     assert wait_until(lambda: admin.describe(f"{root}-hot")["counters"].get("events", 0) == 20)
@@ -148,9 +256,9 @@ def test_shell_action_gets_event_json_and_env(fabric, runner, out, tmp_path):
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, dict]] = []
+    received: ClassVar[list[tuple[str, dict]]] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["content-length"]))
         _Hook.received.append((self.headers["content-type"], json.loads(body)))
         self.send_response(204)
@@ -207,7 +315,7 @@ def test_autoscaling_up_to_max_and_back_down(fabric, runner, out, monkeypatch):
     assert status()["peak_workers"] == 6
 
 
-def test_management_list_update_disable_delete(fabric, runner, out):
+def test_management_list_update_disable_delete(broker_session, fabric, runner, out):
     root = unique("mgmt")
     admin = Triggers(fabric)
     admin.create(f"{root}-m", f"{root}.*", "trigger_actions:record")
@@ -221,8 +329,11 @@ def test_management_list_update_disable_delete(fabric, runner, out):
     admin.disable(f"{root}-m")
     assert wait_until(lambda: f"{root}-m" not in runner.status())
     fabric.publish(f"{root}.x", {"i": 9}, delivery="reliable")
-    time.sleep(0.5)
-    assert lines(out) == []  # disabled: nothing acted on
+    fabric.flush()
+    # disabled: stored, but its consumer has it pending, nobody holds it and nobody asks for it
+    assert wait_until(lambda: consumer_state(broker_session.url, root, f"{root}-m") == (1, 0, 0)), \
+        consumer_state(broker_session.url, root, f"{root}-m")
+    assert lines(out) == []
     admin.enable(f"{root}-m")
     assert wait_until(lambda: [r["i"] for r in lines(out)] == [9])  # the durable group resumed where it was
     admin.delete(f"{root}-m")
@@ -234,7 +345,7 @@ def test_management_list_update_disable_delete(fabric, runner, out):
 RUNNER_SCRIPT = """
 import sys, time, signal
 from evfabric.triggers import RunnerThread
-r = RunnerThread(sys.argv[1], replica=sys.argv[2], idle_timeout=0.3)
+r = RunnerThread(sys.argv[1], replica=sys.argv[2], idle_timeout=0.3, accept_unsigned=True)
 print("ready", flush=True)
 signal.sigwait({signal.SIGTERM})
 r.stop()
@@ -287,9 +398,40 @@ def test_cli_create_list_describe_delete(broker_session, out):
     assert any(t["name"] == f"{root}-c" and t["filter"] == "body.i > 1" for t in json.loads(r.output))
     r = cli.invoke(app, ["trigger", "describe", f"{root}-c", *url])
     assert json.loads(r.output)["definition"]["max_concurrency"] == 4
-    r = cli.invoke(app, ["trigger", "create", f"{root}-bad", "--pattern", f"{root}.*", "--python", "nope_mod:f", *url])
-    assert r.exit_code == 1 and "cannot import module" in r.output
+    r = cli.invoke(app, ["trigger", "create", f"{root}-bad", "--pattern", f"{root}.*", "--python", "nope mod:f", *url])
+    assert r.exit_code == 1 and "package.module:function" in r.output
     r = cli.invoke(app, ["trigger", "delete", f"{root}-c", *url])
     assert r.exit_code == 0
     r = cli.invoke(app, ["trigger", "describe", f"{root}-c", *url])
     assert r.exit_code == 1 and "no trigger named" in r.output
+
+
+def test_cli_run_refuses_to_start_without_a_key_or_an_explicit_choice(broker_session, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from evfabric.cli import app
+
+    monkeypatch.setenv("EVFABRIC_TOKEN", "evf_0123456789abcdef_x")  # credentials, but no key to verify with
+    r = CliRunner().invoke(app, ["trigger", "run", "--url", broker_session.url, "-d", str(tmp_path)])
+    assert r.exit_code == 2 and "no trigger key" in r.output and "--accept-unsigned" in r.output
+
+
+def test_the_trigger_key_is_private_and_binds_name_creator_and_definition(tmp_path):
+    import stat
+
+    import msgspec
+
+    from evfabric.triggers.signing import KEY_FILE, TriggerKey
+
+    key = TriggerKey.in_dir(tmp_path)
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+    assert TriggerKey.in_dir(tmp_path).verifies("t", key.seal("t", "alice", b'{"x":1}'))  # the same key, reread
+    sealed = key.seal("t", "alice", b'{"x":1}')
+    assert key.verifies("t", sealed)
+    assert not key.verifies("u", sealed)  # another name
+    assert not key.verifies("t", msgspec.structs.replace(sealed, creator="root"))  # another creator
+    assert not key.verifies("t", msgspec.structs.replace(sealed, spec='{"x":2}'))  # another definition
+    assert not key.verifies("t", msgspec.structs.replace(sealed, mac=None))  # unsigned
+    other = tmp_path / "other"
+    other.mkdir()
+    assert not TriggerKey.in_dir(other).verifies("t", sealed)  # another service's key

@@ -53,8 +53,14 @@ def test_trigger_routes_end_to_end(api):
 def test_bad_definitions_get_clear_4xx(api):
     client, auth = api
     base = {"name": f"b{uuid.uuid4().hex[:8]}", "pattern": "lab.*", "action": {"kind": "python", "target": "trigger_actions:record"}}
-    r = client.post("/triggers", json={**base, "action": {"kind": "python", "target": "no_mod_here:f"}}, headers=auth["root"])
-    assert r.status_code == 422 and "cannot import module" in r.text
+    r = client.post("/triggers", json={**base, "action": {"kind": "python", "target": "no mod here:f"}}, headers=auth["root"])
+    assert r.status_code == 422 and "package.module:function" in r.text
+    # nothing is imported on a REST request: a module only the runner's host has is accepted
+    r = client.post("/triggers", json={**base, "name": base["name"] + "x",
+                                       "action": {"kind": "python", "target": "trigger_actions_import_bomb:f"}},
+                    headers=auth["root"])
+    assert r.status_code == 201, r.text
+    assert client.delete(f"/triggers/{base['name']}x", headers=auth["root"]).status_code == 204
     r = client.post("/triggers", json={**base, "pattern": "a..b"}, headers=auth["root"])
     assert r.status_code == 422 and "a..b" in r.text
     r = client.post("/triggers", json={**base, "filter": "body.x >"}, headers=auth["root"])
@@ -63,9 +69,12 @@ def test_bad_definitions_get_clear_4xx(api):
     assert r.status_code == 422 and "batch_size" in r.text
     r = client.post("/triggers", json={**base, "colour": "red"}, headers=auth["root"])
     assert r.status_code == 422
-    # alice may define triggers in her namespace only
-    r = client.post("/triggers", json=base, headers=auth["alice"])
+    # alice may define triggers in her namespace only, and webhooks only
+    hook = {**base, "action": {"kind": "webhook", "target": "https://hooks.example.org/x"}}
+    r = client.post("/triggers", json=hook, headers=auth["alice"])
     assert r.status_code == 403 and "users.alice" in r.text
     r = client.post("/triggers", json={**base, "pattern": "users.alice.*"}, headers=auth["alice"])
+    assert r.status_code == 403 and "administrators" in r.text
+    r = client.post("/triggers", json={**hook, "pattern": "users.alice.*"}, headers=auth["alice"])
     assert r.status_code == 201 and r.json()["run_as"] == "alice"
     assert client.delete(f"/triggers/{base['name']}", headers=auth["alice"]).status_code == 204

@@ -34,3 +34,11 @@ def always_fails(event) -> None:
 
 
 NOT_CALLABLE = 42
+
+
+def interrupt(event) -> None:
+    raise KeyboardInterrupt
+
+
+async def async_exit(event) -> None:
+    raise SystemExit(3)

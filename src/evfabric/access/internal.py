@@ -3,13 +3,18 @@
 When the broker's data directory holds an access store with identities, the broker refuses
 anonymous connections, so the in-process services connect as the administrator service identity
 ``evfabric-serve`` with a session token made here. The token's secret lives only in this
-process's memory (the store keeps its hashes, as always) and is revoked at exit.
+process's memory (the store keeps its hashes, as always) and is revoked at exit. Session tokens
+expire :data:`SESSION_TTL` seconds after they are made or last renewed; a daemon thread renews
+them every third of that (the same token, so live connections keep it), so a process that dies
+without revoking them (``kill -9``) leaves tokens that stop working within the hour.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
+import os
 import threading
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -18,16 +23,63 @@ from evfabric.access.model import IdentityKind
 from evfabric.access.store import DB_NAME, AccessStore
 from evfabric.core.errors import AlreadyExists, EvfabricError
 
-__all__ = ["SERVICE_IDENTITY", "access_enabled", "identity_token", "service_url", "with_credentials"]
+__all__ = ["SERVICE_IDENTITY", "SESSION_TTL", "access_enabled", "identity_token", "renew_sessions", "service_url", "with_credentials"]
+
+log = logging.getLogger("evfabric.access")
 
 #: The administrator service identity of ``evfabric serve``'s own connections.
 SERVICE_IDENTITY = "evfabric-serve"
 
+#: Seconds a session token stays valid without renewal (renewed every third of it).
+SESSION_TTL = 3600.0
+
 _lock = threading.Lock()
 _sessions: dict[Path, tuple[str, str]] = {}  # store path -> (token id, secret)
+_renewer: threading.Thread | None = None
 
 
-def access_enabled(data_dir: str | Path) -> bool:
+def _store_of(key: Path) -> Path:
+    return key.with_name(key.name.split("#", 1)[0])  # identity sessions are keyed "<store>#<name>"
+
+
+def renew_sessions() -> int:
+    """Push every session's expiry :data:`SESSION_TTL` seconds ahead now; return how many were
+    renewed (one revoked by an administrator stays revoked, and is logged)."""
+    with _lock:
+        sessions = list(_sessions.items())
+    renewed = 0
+    for key, (token_id, _) in sessions:
+        path = _store_of(key)
+        if not path.is_file():
+            continue  # the data directory is gone (a test's temporary one)
+        try:
+            AccessStore(path).renew_token(token_id, SESSION_TTL)
+            renewed += 1
+        except (EvfabricError, OSError) as exc:
+            log.warning("could not renew the evfabric serve session %s: %s", token_id, exc)
+    return renewed
+
+
+def _renew_loop() -> None:
+    stop = threading.Event()  # never set: a daemon thread, it ends with the process
+    while not stop.wait(SESSION_TTL / 3):
+        renew_sessions()
+
+
+def _issue(store: AccessStore, key: Path, identity: str, description: str) -> tuple[str, str]:
+    """A new session of ``identity`` kept under ``key`` (the caller holds the lock)."""
+    global _renewer
+    issued = store.issue_token(identity, expires_in=SESSION_TTL, description=description)
+    if not _sessions:
+        atexit.register(_revoke_sessions)
+    if _renewer is None or not _renewer.is_alive():
+        _renewer = threading.Thread(target=_renew_loop, name="evfabric-session-renewal", daemon=True)
+        _renewer.start()
+    session = _sessions[key] = (issued.info.id, issued.secret)
+    return session
+
+
+def access_enabled(data_dir: str | os.PathLike[str]) -> bool:
     """True when ``data_dir`` holds an access store with at least one identity (never creates it)."""
     path = Path(data_dir) / DB_NAME
     return path.is_file() and bool(AccessStore(path).list_identities())
@@ -42,7 +94,7 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 def _revoke_sessions() -> None:
     for key, (token_id, _) in list(_sessions.items()):
-        path = key.with_name(key.name.split("#", 1)[0])  # identity sessions are keyed "<store>#<name>"
+        path = _store_of(key)
         if not path.is_file():
             continue  # the data directory is gone (a test's temporary one): nothing to revoke
         with contextlib.suppress(EvfabricError, OSError):
@@ -50,7 +102,7 @@ def _revoke_sessions() -> None:
     _sessions.clear()
 
 
-def identity_token(data_dir: str | Path, identity: str) -> str:
+def identity_token(data_dir: str | os.PathLike[str], identity: str) -> str:
     """A session token of ``identity`` (made once per process and identity, revoked at exit):
     how ``evfabric serve``'s trigger runner acts as a trigger's ``run_as`` identity, so that the
     broker grants the trigger exactly that identity's rights. Connect with
@@ -60,14 +112,11 @@ def identity_token(data_dir: str | Path, identity: str) -> str:
     with _lock:
         session = _sessions.get(key)
         if session is None:
-            issued = store.issue_token(identity, description="evfabric serve session (trigger run_as)")
-            if not _sessions:
-                atexit.register(_revoke_sessions)
-            session = _sessions[key] = (issued.info.id, issued.secret)
+            session = _issue(store, key, identity, "evfabric serve session (trigger run_as)")
     return session[1]
 
 
-def service_url(url: str, data_dir: str | Path) -> str:
+def service_url(url: str, data_dir: str | os.PathLike[str]) -> str:
     """The URL the in-process services should use for the broker at ``url`` whose data
     directory is ``data_dir``: ``url`` itself when access control is off, else ``url`` with the
     session credentials of ``evfabric-serve`` (made once per process, revoked at exit)."""
@@ -80,8 +129,5 @@ def service_url(url: str, data_dir: str | Path) -> str:
             with contextlib.suppress(AlreadyExists):
                 store.create_identity(SERVICE_IDENTITY, IdentityKind.SERVICE, admin=True,
                                       description="evfabric serve's own connections (triggers, monitoring)")
-            issued = store.issue_token(SERVICE_IDENTITY, description="evfabric serve session")
-            if not _sessions:
-                atexit.register(_revoke_sessions)
-            session = _sessions[store.path] = (issued.info.id, issued.secret)
+            session = _issue(store, store.path, SERVICE_IDENTITY, "evfabric serve session")
     return with_credentials(url, *session)

@@ -38,7 +38,7 @@ def authorization_section(store: AccessStore, *, now: float | None = None, priva
             continue
         inbox = f"_INBOX.{info.id}" if private_inboxes else "_INBOX"
         user: dict[str, Any] = {"user": info.id, "password": hashed}
-        perms = nats_permissions(snap, info.identity, inbox)
+        perms = nats_permissions(snap, info.identity, inbox, info.id)
         if perms is not None:
             user["permissions"] = perms
         users.append(user)

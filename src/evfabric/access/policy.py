@@ -31,12 +31,16 @@ from evfabric.access.model import (
     literal_prefix,
     namespace_of,
 )
-from evfabric.fabric.subjects import PREFIX, intersect, pattern_filter, stream_name, topic_subject
+from evfabric.fabric.catalog import CATALOG_STREAM
+from evfabric.fabric.streams import namespace_stream
+from evfabric.fabric.subjects import PREFIX, intersect, pattern_filter, topic_subject
+from evfabric.fabric.topic_api import SERVICE_PREFIX
 
 __all__ = [
     "FRAMEWORK_GROUPS",
     "Snapshot",
     "access_list",
+    "admin_permissions",
     "allows",
     "can_manage",
     "can_manage_identity",
@@ -46,12 +50,17 @@ __all__ = [
     "owner_of",
     "rights_of",
     "subject_matches",
+    "subscribe_conflicts",
+    "subscribe_filters",
     "target_filters",
 ]
 
 #: ``cca`` groups every identity may read (framework events); ``cca.deadletter.<t>`` follows the rights on ``t``.
 FRAMEWORK_GROUPS = ("events", "listener", "topic", "subscription", "fabric", "trigger")
 BOTH = frozenset(Right)
+#: reading the topic catalog (which stream holds a topic; docs/wire.md "Topics and streams"):
+#: direct gets of single records and the list of its keys, never a write
+CATALOG_READ = (f"$JS.API.DIRECT.GET.{CATALOG_STREAM}.>", f"$JS.API.STREAM.INFO.{CATALOG_STREAM}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class Snapshot:
     topics: dict[str, TopicRecord]
     grants: list[Grant] = field(default_factory=list)
     version: int = 0
+    consumers: list[tuple[str, str, str]] = field(default_factory=list)  # (stream, consumer, identity)
 
     def groups_of(self, name: str) -> set[str]:
         """The groups ``name`` belongs to."""
@@ -77,12 +87,14 @@ class Snapshot:
 # --- subjects --------------------------------------------------------------------------------
 
 
-def target_filters(target: str) -> list[str]:
-    """The NATS subject filters a grant target covers: a topic ``t`` gives ``evf.*.t`` and
-    ``evf.*.t.>``; a pattern gives its (exact) filter."""
+def target_filters(target: str, publisher: str | None = None) -> list[str]:
+    """The NATS subject filters a grant target covers: a topic ``t`` gives ``evf.*.*.t`` and
+    ``evf.*.*.t.>``; a pattern gives its (exact) filter. ``publisher`` binds the publisher token
+    (``evf.<publisher>.*.t``...): the filters an identity may publish on."""
     if "?" in target.split(".") or "*" in target.split("."):
-        return [pattern_filter(target)[0]]
-    return [f"{PREFIX}.*.{target}", f"{PREFIX}.*.{target}.>"]
+        return [pattern_filter(target, publisher=publisher)[0]]
+    pub = "*" if publisher is None else publisher
+    return [f"{PREFIX}.{pub}.*.{target}", f"{PREFIX}.{pub}.*.{target}.>"]
 
 
 def subject_matches(filt: str, subject: str) -> bool:
@@ -110,8 +122,8 @@ def filter_covers(outer: str, inner: str) -> bool:
 
 
 def _deadletter(filt: str) -> str:
-    head, part, rest = filt.split(".", 2)
-    return f"{head}.{part}.cca.deadletter.{rest}"
+    head, pub, part, rest = filt.split(".", 3)
+    return f"{head}.{pub}.{part}.cca.deadletter.{rest}"
 
 
 # --- ownership -------------------------------------------------------------------------------
@@ -207,48 +219,128 @@ def _covers_all(filters: Iterable[str], wanted: list[str]) -> bool:
     return all(any(filter_covers(f, w) for f in fs) for w in wanted)
 
 
-def nats_permissions(snap: Snapshot, name: str, inbox: str) -> dict[str, Any] | None:
-    """The NATS ``permissions`` of a connection authenticated as ``name`` whose reply inboxes
-    live under ``inbox`` (e.g. ``_INBOX.<token id>``); None for an administrator (no limits).
+def subscribe_filters(snap: Snapshot, name: str) -> list[str]:
+    """Every NATS filter ``name`` may subscribe to for events (its targets and their dead letters)."""
+    out: list[str] = []
+    for target, rights in rights_of(snap, name):
+        if Right.SUBSCRIBE in rights:
+            for f in target_filters(target):
+                out += [f, _deadletter(f)]
+    return _dedup(out)
+
+
+def _one_level(f: str) -> str | None:
+    """The levels below a filter ending in ``*`` (``evf.*.*.exp.*`` -> ``evf.*.*.exp.*.>``), else None."""
+    return f + ".>" if f.endswith(".*") else None
+
+
+def _deeper_denies(allowed: list[str]) -> list[str]:
+    """Deny rules that keep partial grants partial.
+
+    NATS admits a subscription when its subject matches an allow rule token by token, and a
+    literal ``>`` matches ``*``: the allow ``evf.*.exp.*`` admits ``evf.*.exp.>``, the subtree.
+    Only deny rules, which nats-server applies to every message a connection receives, can take
+    the deeper levels back, so for every allowed filter ending in ``*`` the levels below it are
+    denied unless another allowed filter covers them all. A deny cannot be cut to spare a
+    *partial* right below (``exp.?`` beside ``exp.a``: no NATS rule denies ``exp.b.c`` but not
+    ``exp.a.b``); such a right is lost rather than the level widened (never more than
+    :func:`allows`). :func:`subscribe_conflicts` names those combinations, which the store refuses
+    to create.
+    """
+    denies: list[str] = []
+    for f in allowed:
+        deeper = _one_level(f)
+        if deeper is not None and not any(filter_covers(g, deeper) for g in allowed):
+            denies.append(deeper)
+    return _dedup(denies)
+
+
+def subscribe_conflicts(snap: Snapshot, name: str) -> list[tuple[str, str]]:
+    """``(one-level target, deeper target)`` pairs among ``name``'s subscribe rights that the
+    broker cannot enforce together exactly: a target ending in ``?`` (``exp.?``) beside a right
+    that reaches below that level without covering all of it (``exp.a``, ``exp.?.raw``).
+    Administrators have none. Empty means the broker enforces exactly what :func:`allows` says."""
+    if snap.is_admin(name):
+        return []
+    targets = _dedup([t for t, rights in rights_of(snap, name) if Right.SUBSCRIBE in rights])
+    filters = {t: target_filters(t) for t in targets}
+    every = [f for fs in filters.values() for f in fs]
+    out: list[tuple[str, str]] = []
+    for t in targets:
+        for f in filters[t]:
+            deeper = _one_level(f)
+            if deeper is None or any(filter_covers(g, deeper) for g in every):
+                continue
+            out += [(t, u) for u in targets
+                    if u != t and any(intersect(g, deeper) is not None for g in filters[u])]
+    return list(dict.fromkeys(out))
+
+
+def nats_permissions(snap: Snapshot, name: str, inbox: str, token_id: str | None = None) -> dict[str, Any]:
+    """The NATS ``permissions`` of a connection authenticated as ``name`` (with token
+    ``token_id``) whose reply inboxes live under ``inbox`` (e.g. ``_INBOX.<token id>``).
+
+    Every publish filter binds the publisher token to ``name`` (``evf.<name>.*.<t>``, docs/wire.md
+    section 6), so nobody can publish an event that claims another publisher; subscribe filters
+    take any publisher (``evf.*.*.<t>``). An administrator may do anything but publish in another
+    identity's name (:func:`admin_permissions`).
 
     Core: publish/subscribe on the filters of every target held, the matching dead-letter
-    subjects, the framework's ``cca`` groups for reading. JetStream, per registered topic
-    (stream): stream info when any right touches it; consumers (create, pull, ack, info,
-    delete) only when subscribe covers the whole topic, since a consumer reads the whole stream
-    unless its filter is in the API subject; create/update/delete/purge for the owner.
+    subjects, the framework's ``cca`` groups for reading, ``$SYS.REQ.USER.INFO`` (how a client
+    learns its identity), deny rules that keep partial grants from widening
+    (:func:`_deeper_denies`). JetStream: stream info and listing; **no** stream
+    or consumer creation, update or deletion: those go through the topic service
+    (``$EVF.API.<kind>.<op>.<token id>``, the only service subjects this token may publish on,
+    so the service knows who asks), which validates them. The consumers the service recorded
+    for ``name`` may be pulled from, acknowledged, inspected and deleted.
     """
     if snap.is_admin(name):
-        return None
+        return admin_permissions(snap, name)
     pub: list[str] = []
     sub: list[str] = []
     for target, rights in rights_of(snap, name):
-        for f in target_filters(target):
-            if Right.PUBLISH in rights:
-                pub.append(f)
-            if Right.SUBSCRIBE in rights:
+        if Right.PUBLISH in rights:
+            pub += target_filters(target, name)
+        if Right.SUBSCRIBE in rights:
+            for f in target_filters(target):
                 sub.append(f)
-                pub.append(_deadletter(f))  # a consumer parks events it cannot handle there
                 sub.append(_deadletter(f))
-    pub += ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", f"{PREFIX}.*.cca.fabric.>"]
-    sub += [f"{PREFIX}.*.cca.{g}.>" for g in FRAMEWORK_GROUPS]
+            # a consumer parks events it cannot handle there, under its own name
+            pub += [_deadletter(f) for f in target_filters(target, name)]
+    pub += ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$SYS.REQ.USER.INFO",
+            f"{PREFIX}.{name}.*.cca.fabric.>", *CATALOG_READ]
+    if token_id is not None:
+        pub.append(f"{SERVICE_PREFIX}.*.*.{token_id}")
+    sub += [f"{PREFIX}.*.*.cca.{g}.>" for g in FRAMEWORK_GROUPS]
     sub.append(f"{inbox}.>")
     core_pub, core_sub = list(pub), list(sub)
     for rec in sorted(snap.topics.values(), key=lambda r: r.name):
-        s = stream_name(rec.name)
+        s = namespace_stream(rec.name)
         tf = target_filters(rec.name)
         touches = any(intersect(a, b) is not None for a in core_pub + core_sub for b in tf if a.startswith(PREFIX))
         owner = owner_of(snap, rec.name)
-        owns = owner is not None and can_manage_identity(snap, name, owner)
-        if touches or owns:
+        if touches or (owner is not None and can_manage_identity(snap, name, owner)):
             pub.append(f"$JS.API.STREAM.INFO.{s}")
-        if owns:
-            pub += [f"$JS.API.STREAM.{op}.{s}" for op in ("CREATE", "UPDATE", "DELETE", "PURGE")]
-        if owns or _covers_all(core_sub, tf):
-            pub += [f"$JS.API.CONSUMER.CREATE.{s}.>", f"$JS.API.CONSUMER.DURABLE.CREATE.{s}.*",
-                    f"$JS.API.CONSUMER.MSG.NEXT.{s}.*", f"$JS.API.CONSUMER.INFO.{s}.*",
-                    f"$JS.API.CONSUMER.DELETE.{s}.*", f"$JS.API.CONSUMER.NAMES.{s}",
-                    f"$JS.API.CONSUMER.LIST.{s}", f"$JS.ACK.{s}.>"]
-    return {"publish": {"allow": _dedup(pub)}, "subscribe": {"allow": _dedup(sub)}}
+    for stream, consumer, holder in snap.consumers:
+        if holder == name:
+            pub += [f"$JS.API.CONSUMER.{op}.{stream}.{consumer}" for op in ("MSG.NEXT", "INFO", "DELETE")]
+            pub.append(f"$JS.ACK.{stream}.{consumer}.>")
+    out: dict[str, Any] = {"publish": {"allow": _dedup(pub)}, "subscribe": {"allow": _dedup(sub)}}
+    denies = _deeper_denies(_dedup(core_sub))
+    if denies:
+        out["subscribe"]["deny"] = denies
+    return out
+
+
+
+def admin_permissions(snap: Snapshot, name: str) -> dict[str, Any]:
+    """An administrator's NATS permissions: subscribe to anything; publish anything (broker APIs,
+    foreign topics) except events in another's name: every other identity's ``evf.<x>.>`` and the
+    anonymous ``evf._.>`` are denied (the broker's deny wins over its allow). ``evf.<name>.>``
+    comes first in the allow list: the client reads its identity from there."""
+    others = [f"{PREFIX}.{x}.>" for x in sorted(snap.identities) if x != name]
+    return {"publish": {"allow": [f"{PREFIX}.{name}.>", ">"], "deny": [f"{PREFIX}._.>", *others]},
+            "subscribe": {"allow": [">"]}}
 
 
 def _dedup(items: list[str]) -> list[str]:

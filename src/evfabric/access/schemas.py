@@ -13,9 +13,28 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from evfabric.access.model import Grant, Group, Identity, IdentityKind, Right, TokenInfo, TopicRecord
 
 __all__ = [
-    "AccessRow", "AdminIn", "CheckOut", "ErrorOut", "GrantIn", "GrantOut", "GroupIn", "GroupOut", "IdentityIn",
-    "IdentityOut", "IssuedTokenOut", "NAME_PATTERN", "RevokeIn", "TARGET_PATTERN", "TOPIC_PATTERN", "TokenIn",
-    "TokenOut", "TopicIn", "TopicOut", "TopicAccessOut", "ValidationErrorOut", "WhoAmIOut",
+    "NAME_PATTERN",
+    "TARGET_PATTERN",
+    "TOPIC_PATTERN",
+    "AccessRow",
+    "AdminIn",
+    "CheckOut",
+    "ErrorOut",
+    "GrantIn",
+    "GrantOut",
+    "GroupIn",
+    "GroupOut",
+    "IdentityIn",
+    "IdentityOut",
+    "IssuedTokenOut",
+    "RevokeIn",
+    "TokenIn",
+    "TokenOut",
+    "TopicAccessOut",
+    "TopicIn",
+    "TopicOut",
+    "ValidationErrorOut",
+    "WhoAmIOut",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"

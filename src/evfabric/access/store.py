@@ -35,12 +35,13 @@ from evfabric.access.model import (
     validate_name,
     validate_target,
 )
-from evfabric.access.policy import Snapshot
+from evfabric.access.policy import Snapshot, subscribe_conflicts
 from evfabric.access.tokens import bcrypt_hash, new_token, parse_token, sha256_hash, sha256_matches
+from evfabric.core.clocks import SYSTEM_CLOCK, Clock
 from evfabric.core.errors import AccessDenied, AlreadyExists, ConfigError, NotFound
 from evfabric.core.topics import validate_topic
 
-__all__ = ["AccessStore", "DB_NAME"]
+__all__ = ["DB_NAME", "AccessStore"]
 
 DB_NAME = "access.db"
 
@@ -60,6 +61,8 @@ CREATE TABLE IF NOT EXISTS grants (
     target TEXT NOT NULL, grantee TEXT NOT NULL, to_group INTEGER NOT NULL, publish INTEGER NOT NULL,
     subscribe INTEGER NOT NULL, granted_by TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (target, grantee, to_group));
+CREATE TABLE IF NOT EXISTS consumers (stream TEXT NOT NULL, name TEXT NOT NULL, identity TEXT NOT NULL,
+    created REAL NOT NULL, PRIMARY KEY (stream, name, identity));
 INSERT OR IGNORE INTO meta VALUES ('version', '0');
 INSERT OR IGNORE INTO meta VALUES ('schema', '1');
 """
@@ -86,11 +89,14 @@ def _covers(root: str, topic: str) -> bool:
 class AccessStore:
     """Identities, groups, tokens, topics and grants in one SQLite file (created if missing).
 
-    Thread-safe and shareable between processes; each call is one transaction.
+    Thread-safe and shareable between processes; each call is one transaction. ``clock`` is
+    what "now" is for tokens (their issue, expiry, revocation and validity; default: the system
+    clock): a test passes a :class:`~evfabric.core.clocks.ManualClock` to let a TTL pass.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock | None = None) -> None:
         self.path = Path(path)
+        self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.RLock()
@@ -104,9 +110,9 @@ class AccessStore:
             os.chmod(self.path, 0o600)  # hashes only, but still nobody else's business
 
     @classmethod
-    def in_dir(cls, data_dir: str | os.PathLike[str]) -> AccessStore:
+    def in_dir(cls, data_dir: str | os.PathLike[str], *, clock: Clock | None = None) -> AccessStore:
         """The store of a server's data directory: ``<data_dir>/access.db``."""
-        return cls(Path(data_dir) / DB_NAME)
+        return cls(Path(data_dir) / DB_NAME, clock=clock)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -196,6 +202,7 @@ class AccessStore:
                 raise NotFound(f"no identity named {name!r}")
             db.execute("DELETE FROM tokens WHERE identity=?", (name,))
             db.execute("DELETE FROM members WHERE name=?", (name,))
+            db.execute("DELETE FROM consumers WHERE identity=?", (name,))
             db.execute("DELETE FROM grants WHERE grantee=? AND to_group=0", (name,))
             db.execute("UPDATE identities SET owner=NULL WHERE owner=?", (name,))
             for topic in [*owned, f"{NAMESPACE_ROOT}.{name}"]:
@@ -251,7 +258,9 @@ class AccessStore:
         with self._tx(change=True) as db:
             if db.execute("SELECT 1 FROM groups WHERE name=?", (group,)).fetchone() is None:
                 raise NotFound(f"no group named {group!r}")
+            before = _read_snapshot(db)
             self._add_member(db, group, name)
+            _keep_enforceable(db, before, (name,), f"add {name!r} to group {group!r}")
         return self.get_group(group)
 
     def remove_member(self, group: str, name: str) -> Group:
@@ -268,7 +277,7 @@ class AccessStore:
         """A new token for ``identity``, valid until ``expires_at`` (or ``expires_in`` seconds from
         now; both None = no expiry). The identity's other tokens stay valid. The returned
         ``secret`` is the only copy of the token string."""
-        now = time.time()
+        now = self._clock.time()
         if expires_in is not None and expires_at is not None:
             raise ConfigError("expires_in, expires_at: give at most one")
         if expires_in is not None:
@@ -303,24 +312,34 @@ class AccessStore:
             else:
                 rows = db.execute("SELECT * FROM tokens WHERE identity=? ORDER BY created, id", (identity,)).fetchall()
         out = [_token(r) for r in rows]
-        now = time.time()
+        now = self._clock.time()
         return [t for t in out if t.valid(now)] if valid_only else out
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         """Mark a token revoked (kept for the record; no error if it already was)."""
         with self._tx(change=True) as db:
             if db.execute("UPDATE tokens SET revoked=COALESCE(revoked, ?) WHERE id=?",
-                          (time.time(), token_id)).rowcount == 0:
+                          (self._clock.time(), token_id)).rowcount == 0:
                 raise NotFound(f"no token with id {token_id!r}")
         return self.get_token(token_id)
 
     def expire_token(self, token_id: str) -> TokenInfo:
         """End a token's validity now (its expiry becomes now, if that is earlier)."""
         with self._tx(change=True) as db:
-            now = time.time()
+            now = self._clock.time()
             if db.execute("UPDATE tokens SET expires=MIN(COALESCE(expires, ?), ?) WHERE id=?",
                           (now, now, token_id)).rowcount == 0:
                 raise NotFound(f"no token with id {token_id!r}")
+        return self.get_token(token_id)
+
+    def renew_token(self, token_id: str, expires_in: float) -> TokenInfo:
+        """Move a still-valid token's expiry to ``expires_in`` seconds from now (its secret, and
+        connections made with it, stay); :class:`NotFound` if it is unknown, revoked or expired."""
+        with self._tx(change=True) as db:
+            now = self._clock.time()
+            if db.execute("UPDATE tokens SET expires=? WHERE id=? AND revoked IS NULL AND (expires IS NULL OR expires > ?)",
+                          (now + float(expires_in), token_id, now)).rowcount == 0:
+                raise NotFound(f"no valid token with id {token_id!r} to renew")
         return self.get_token(token_id)
 
     def authenticate(self, token: str) -> tuple[Identity, TokenInfo]:
@@ -329,13 +348,13 @@ class AccessStore:
         token_id = parse_token(token)
         with self._tx() as db:
             row = db.execute("SELECT * FROM tokens WHERE id=?", (token_id,)).fetchone()
-        if row is None or not sha256_matches(token.strip(), row["sha256"]) or not _token(row).valid():
+        if row is None or not sha256_matches(token.strip(), row["sha256"]) or not _token(row).valid(self._clock.time()):
             raise AccessDenied("invalid, expired or revoked token")
         return self.get_identity(row["identity"]), _token(row)
 
     def nats_users(self, now: float | None = None) -> list[tuple[TokenInfo, str]]:
         """Every token valid at ``now`` with its bcrypt hash (for the broker's config)."""
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         with self._tx() as db:
             rows = db.execute("SELECT * FROM tokens WHERE revoked IS NULL AND (expires IS NULL OR expires > ?) "
                               "ORDER BY id", (now,)).fetchall()
@@ -343,7 +362,7 @@ class AccessStore:
 
     def next_expiry(self, now: float | None = None) -> float | None:
         """When the next still-valid token expires (None if none will)."""
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         with self._tx() as db:
             row = db.execute("SELECT MIN(expires) FROM tokens WHERE revoked IS NULL AND expires > ?", (now,)).fetchone()
         return row[0]
@@ -367,7 +386,9 @@ class AccessStore:
                 if _covers(other, name) or _covers(name, other):
                     what = "already registered" if other == name else f"overlaps registered topic {other!r}"
                     raise AlreadyExists(f"topic {name!r} {what}")
+            before = _read_snapshot(db)
             db.execute("INSERT INTO topics VALUES (?,?,?,?)", (name, owner, description, rec.created))
+            _keep_enforceable(db, before, (owner,), f"register topic {name!r}")
         return rec
 
     def get_topic(self, name: str) -> TopicRecord:
@@ -416,6 +437,7 @@ class AccessStore:
         with self._tx(change=True) as db:
             if db.execute(f"SELECT 1 FROM {table} WHERE name=?", (grantee,)).fetchone() is None:
                 raise NotFound(f"grantee: no {'group' if to_group else 'identity'} named {grantee!r}")
+            before = _read_snapshot(db)
             row = db.execute("SELECT * FROM grants WHERE target=? AND grantee=? AND to_group=?",
                              (target, grantee, int(to_group))).fetchone()
             have = _grant(row).rights if row is not None else frozenset()
@@ -424,6 +446,8 @@ class AccessStore:
                        (target, grantee, int(to_group), int(Right.PUBLISH in rights_now),
                         int(Right.SUBSCRIBE in rights_now), granted_by or (row["granted_by"] if row else ""),
                         row["created"] if row else time.time()))
+            names = before.groups[grantee].members if to_group else (grantee,)
+            _keep_enforceable(db, before, names, f"grant {target!r}")
         return self.get_grant(target, grantee, to_group=to_group)
 
     def get_grant(self, target: str, grantee: str, *, to_group: bool = False) -> Grant:
@@ -459,21 +483,67 @@ class AccessStore:
         with self._tx() as db:
             return [_grant(r) for r in db.execute("SELECT * FROM grants ORDER BY target, to_group, grantee")]
 
+    # --- consumers (made by the topic service) -----------------------------------------------
+
+    def record_consumer(self, stream: str, name: str, identity: str) -> None:
+        """Let ``identity`` use JetStream consumer ``name`` of ``stream`` (pull, ack, info, delete)."""
+        with self._tx(change=True) as db:
+            if db.execute("SELECT 1 FROM identities WHERE name=?", (identity,)).fetchone() is None:
+                raise NotFound(f"no identity named {identity!r}")
+            db.execute("INSERT OR IGNORE INTO consumers VALUES (?,?,?,?)", (stream, name, identity, time.time()))
+
+    def forget_consumers(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Drop the records of these ``(stream, consumer)`` pairs (for every identity); how many went."""
+        pairs = list(pairs)
+        if not pairs:
+            return 0
+        with self._tx(change=True) as db:
+            return sum(db.execute("DELETE FROM consumers WHERE stream=? AND name=?", p).rowcount for p in pairs)
+
+    def list_consumers(self, identity: str | None = None) -> list[tuple[str, str, str]]:
+        """Recorded ``(stream, consumer, identity)`` rows, of one identity or all."""
+        with self._tx() as db:
+            if identity is None:
+                rows = db.execute("SELECT stream, name, identity FROM consumers ORDER BY stream, name").fetchall()
+            else:
+                rows = db.execute("SELECT stream, name, identity FROM consumers WHERE identity=? "
+                                  "ORDER BY stream, name", (identity,)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     # --- everything at once ------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """A consistent copy of everything but token hashes (for policy decisions and config)."""
         with self._tx() as db:
-            idents = {r["name"]: _identity(r) for r in db.execute("SELECT * FROM identities")}
-            members: dict[str, list[str]] = {}
-            for r in db.execute("SELECT grp, name FROM members ORDER BY grp, name"):
-                members.setdefault(r["grp"], []).append(r["name"])
-            groups = {r["name"]: Group(r["name"], tuple(members.get(r["name"], ())), r["description"], r["created"])
-                      for r in db.execute("SELECT * FROM groups")}
-            topics = {r["name"]: TopicRecord(r["name"], r["owner"], r["description"], r["created"])
-                      for r in db.execute("SELECT * FROM topics")}
-            grants = [_grant(r) for r in db.execute("SELECT * FROM grants ORDER BY target, to_group, grantee")]
-            version = int(db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
-        return Snapshot(idents, groups, topics, grants, version)
+            return _read_snapshot(db)
 
 
+def _read_snapshot(db: sqlite3.Connection) -> Snapshot:
+    idents = {r["name"]: _identity(r) for r in db.execute("SELECT * FROM identities")}
+    members: dict[str, list[str]] = {}
+    for r in db.execute("SELECT grp, name FROM members ORDER BY grp, name"):
+        members.setdefault(r["grp"], []).append(r["name"])
+    groups = {r["name"]: Group(r["name"], tuple(members.get(r["name"], ())), r["description"], r["created"])
+              for r in db.execute("SELECT * FROM groups")}
+    topics = {r["name"]: TopicRecord(r["name"], r["owner"], r["description"], r["created"])
+              for r in db.execute("SELECT * FROM topics")}
+    grants = [_grant(r) for r in db.execute("SELECT * FROM grants ORDER BY target, to_group, grantee")]
+    consumers = [(r[0], r[1], r[2]) for r in
+                 db.execute("SELECT stream, name, identity FROM consumers ORDER BY stream, name")]
+    version = int(db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+    return Snapshot(idents, groups, topics, grants, version, consumers)
+
+
+def _keep_enforceable(db: sqlite3.Connection, before: Snapshot, names: Iterable[str], what: str) -> None:
+    """Refuse (:class:`ConfigError`, the transaction rolls back) a change that gives one of
+    ``names`` subscribe rights the broker cannot enforce together exactly
+    (:func:`~evfabric.access.policy.subscribe_conflicts`: ``exp.?`` beside ``exp.a``)."""
+    after = _read_snapshot(db)
+    for name in names:
+        had = set(subscribe_conflicts(before, name))
+        new = [c for c in subscribe_conflicts(after, name) if c not in had]
+        if new:
+            one, deeper = new[0]
+            wide = one[:-1] + "*"
+            raise ConfigError(f"{what}: {name!r} would read {one!r} beside {deeper!r}, below its last level; the broker "
+                              f"cannot keep {one!r} to one level then (grant {wide!r}, or the topics one by one)")

@@ -18,8 +18,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from evfabric.broker.server import BrokerServer
 from evfabric.core.errors import ConfigError
-from evfabric.fabric.server import BrokerServer
 
 __all__ = ["TLSFiles", "enable_tls", "self_signed"]
 
@@ -66,7 +66,7 @@ def self_signed(directory: str | os.PathLike[str], hosts: tuple[str, ...] = ("12
             alt.append(x509.IPAddress(ipaddress.ip_address(h)))
         except ValueError:
             alt.append(x509.DNSName(h))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -15,33 +15,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 
 import bcrypt
 
-from evfabric.core.errors import AccessDenied
+from evfabric.core.credentials import TOKEN_PREFIX, parse_token
 
-__all__ = ["BCRYPT_COST", "TOKEN_PREFIX", "bcrypt_hash", "new_token", "nats_user", "parse_token", "sha256_hash",
-           "sha256_matches"]
+__all__ = [
+    "BCRYPT_COST",
+    "TOKEN_PREFIX",
+    "bcrypt_hash",
+    "nats_user",
+    "new_token",
+    "parse_token",
+    "sha256_hash",
+    "sha256_matches",
+]
 
-TOKEN_PREFIX = "evf"
 BCRYPT_COST = 4
-_TOKEN_RE = re.compile(r"^evf_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})$")
 
 
 def new_token() -> tuple[str, str]:
     """A new ``(id, token string)``."""
     token_id = secrets.token_hex(8)
     return token_id, f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
-
-
-def parse_token(token: str) -> str:
-    """The id of a well-formed token string; :class:`AccessDenied` if it is not one."""
-    m = _TOKEN_RE.match(token.strip()) if isinstance(token, str) else None
-    if m is None:
-        raise AccessDenied("malformed token: expected evf_<16 hex digits>_<secret>")
-    return m.group(1)
 
 
 def nats_user(token: str) -> str:

@@ -13,7 +13,6 @@ import typer
 
 app = typer.Typer(
     name="evfabric",
-    help="evfabric: an event fabric for HPC, HTC and scientific computing.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -21,8 +20,22 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    """evfabric: an event fabric for HPC, HTC and scientific computing."""
+def _root(
+    token: str = typer.Option(None, "--token", help="access token for every command (sets EVFABRIC_TOKEN)"),
+    context: str = typer.Option(None, "--context", help="a saved context (see `evfabric context`)"),
+) -> None:
+    """evfabric: an event fabric for HPC, HTC and scientific computing.
+
+    Example:
+
+        evfabric serve &
+        evfabric sub 'jobs.*' --count 1 &
+        evfabric pub jobs.42 '{"state": "done"}'
+        evfabric --context lab trigger list      # a saved broker and token, for any command
+    """
+    from evfabric.cli._common import apply_globals
+
+    apply_globals(token, context)
 
 
 def _register_commands() -> None:
@@ -36,6 +49,10 @@ def _register_commands() -> None:
 
 
 _register_commands()
+
+from evfabric.cli._examples import apply as _apply_examples  # noqa: E402 - after the commands exist
+
+_apply_examples(app)
 
 
 def main() -> None:

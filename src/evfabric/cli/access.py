@@ -3,7 +3,8 @@
 These commands work on the access store of a broker's data directory (``--data-dir``, the same
 default as ``evfabric serve``), as the machine's operator: whoever can write that file is
 trusted. A running ``evfabric serve`` notices the changes within a second and reloads the
-broker. Once the store holds an identity, ``evfabric serve`` on that directory requires tokens.
+broker. Once the store holds an identity, ``evfabric serve`` on that directory requires tokens
+(serve attaches the store's access control explicitly: importing this module registers nothing).
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from typing import Any
 import typer
 
 from evfabric.access.model import Grant, Identity, IdentityKind, Right, TokenInfo
-from evfabric.access.nats_config import enforce_configured_store
 from evfabric.access.policy import access_list, allows
 from evfabric.access.store import AccessStore
 from evfabric.core.errors import EvfabricError
-from evfabric.fabric.server_config import register_config_hook
 
 DEFAULT_DATA_DIR = Path(".evfabric") / "broker"
 
@@ -79,9 +78,6 @@ def _issue(store: AccessStore, name: str, expires_in: float | None, description:
 
 
 def register(app: typer.Typer) -> None:
-    # `evfabric serve` on a data directory with identities enforces them from its first config
-    register_config_hook(enforce_configured_store)
-
     user = typer.Typer(help="Identities: users and services.", no_args_is_help=True)
     group = typer.Typer(help="Groups of identities (grants can name a group).", no_args_is_help=True)
     token = typer.Typer(help="Tokens: issue, list, expire, revoke.", no_args_is_help=True)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -58,14 +59,61 @@ def _print_table(result: dict, console: Console) -> None:
     console.print(table)
 
 
+HELP = """Run a benchmark: every figure with its peer, measured in the same run, and the ratio.
+
+NAME 'pub' or 'sub' measures a running broker instead (like `nats bench`).
+
+Examples:
+
+    evfabric bench inproc --quick
+    evfabric bench sub --msgs 100000 --size 128 &       # waits for the events
+    evfabric bench pub --msgs 100000 --size 128 --url nats://127.0.0.1:4222
+    evfabric bench sub --with-pub --msgs 100000 --reliable   # both sides in one process
+"""
+
+
+def _live(name: str, topic: str, msgs: int, size: int, reliable: bool, with_pub: bool, timeout: float,
+          as_json: bool, target: Any) -> None:
+    from evfabric.cli._common import connected
+    from evfabric.cli._livebench import bench_pub, bench_sub
+
+    if msgs < 1 or size < 1:
+        raise typer.BadParameter("--msgs and --size must be positive")
+    with connected(target, f"evfabric-bench-{name}") as client:
+        if name == "pub":
+            result = bench_pub(client, topic, msgs, size, reliable)
+        elif with_pub:
+            with connected(target, "evfabric-bench-pub") as pub:
+                result = bench_sub(client, topic, msgs, size, reliable, timeout, with_pub=pub)
+        else:
+            typer.echo(f"waiting for {msgs:,} events on {topic!r} (run `evfabric bench pub` now)", err=True)
+            result = bench_sub(client, topic, msgs, size, reliable, timeout)
+    print(json.dumps(result.as_dict()) if as_json else result.line())
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
+    from evfabric.cli._common import CONTEXT, TOKEN, URL, resolve
+
+    @app.command(help=HELP)
     def bench(
-        name: str = typer.Argument(..., help="benchmark name (a file in bench/), or 'all'"),
+        name: str = typer.Argument(..., help="benchmark name (a file in bench/), 'all', or pub / sub (live)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object per benchmark"),
         quick: bool = typer.Option(False, "--quick", help="small sizes, for a smoke test"),
+        msgs: int = typer.Option(100_000, "--msgs", help="pub/sub: events to send or wait for"),
+        size: int = typer.Option(128, "--size", help="pub/sub: body bytes per event"),
+        topic: str = typer.Option("bench.evf", "--topic", help="pub/sub: the topic"),
+        reliable: bool = typer.Option(False, "--reliable", help="pub/sub: reliable delivery"),
+        with_pub: bool = typer.Option(False, "--with-pub", help="sub: also publish, from this process"),
+        timeout: float = typer.Option(30.0, "--timeout", help="sub: give up after this many idle seconds"),
+        url: str = URL, token: str = TOKEN, context: str = CONTEXT,
     ) -> None:
-        """Run a benchmark: every figure with its peer, measured in the same run, and the ratio."""
+        if name in ("pub", "sub"):
+            try:
+                _live(name, topic, msgs, size, reliable, with_pub, timeout, as_json, resolve(url, token, context))
+            except TimeoutError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+            return
         names = available() if name == "all" else [name]
         console = Console()
         for n in names:

@@ -53,6 +53,14 @@ def run_all(names: list[str], quick: bool, plots_dir: Path, console: Console) ->
     return results, plots
 
 
+def ratio_limits(ratios: list[float]) -> tuple[float, float]:
+    """X limits ``(1/m, m)`` of the ratio chart: centred at 1 on a log axis, ``m`` just beyond the
+    ratio farthest from 1 (at least 2)."""
+    far = max((max(r, 1.0 / r) for r in ratios if r > 0), default=2.0)
+    m = max(2.0, far * 1.25)
+    return 1.0 / m, m
+
+
 def plot_ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
     """A horizontal bar per figure: its ratio to the peer (log scale; right of 1 is better)."""
     rows = [(r["bench"], f["name"], f["ratio"]) for r in results for f in r["figures"] if f.get("ratio", 0) > 0]
@@ -68,10 +76,12 @@ def plot_ratios(results: list[dict[str, Any]], path: Path) -> Path | None:
     colour = {b: palette(i % 10) for i, b in enumerate(benches)}
     fig, ax = plt.subplots(figsize=(9, max(2.5, 0.32 * len(rows) + 1)))
     labels = [f"{b}: {n}" for b, n, _ in rows]
-    ax.barh(range(len(rows)), [v for _, _, v in rows], color=[colour[b] for b, _, _ in rows])
+    # bars grow from 1 (as good as the peer) to the ratio, on a log axis centred at 1
+    ax.barh(range(len(rows)), [v - 1.0 for _, _, v in rows], left=1.0, color=[colour[b] for b, _, _ in rows])
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.set_xlim(*ratio_limits([v for _, _, v in rows]))
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("ratio to the peer (above 1: better than the peer)")
     ax.set_title("evfabric benchmarks: every figure against its peer, same run")

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from evfabric.broker.config import redact_url
+from evfabric.cli._common import CONTEXT, TOKEN, resolve
+from evfabric.core.errors import BrokerUnavailable
 
 DEFAULT_MONITOR_URL = "http://127.0.0.1:8222"
 
@@ -76,19 +82,44 @@ def _json_or_text(resp: httpx.Response) -> Any:
         return resp.text
 
 
-async def status_from_nats(url: str, timeout: float = 3.0) -> dict[str, Any]:
-    """Summary of the server behind a ``nats://`` URL, over NATS; raises if it cannot connect."""
+async def status_from_nats(url: str, timeout: float = 3.0, **options: Any) -> dict[str, Any]:
+    """Summary of the server behind a ``nats://`` URL, over NATS (``options``: token, TLS for
+    ``nats.connect``); raises :class:`BrokerUnavailable` or :class:`AccessDenied` within about
+    ``timeout`` seconds if it cannot connect."""
     import nats
 
-    nc = await nats.connect(url, connect_timeout=timeout, max_reconnect_attempts=0, allow_reconnect=False)
+    from evfabric.core.errors import AccessDenied, BrokerUnavailable
+
+    refusals: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        refusals.append(str(exc))
+
+    from urllib.parse import unquote, urlsplit
+
+    user = unquote(urlsplit(url).username or "")
+    if re.fullmatch(r"[0-9a-f]{16}", user) and "inbox_prefix" not in options:
+        options["inbox_prefix"] = f"_INBOX.{user}"  # a token may only read replies there
+    try:
+        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=timeout, max_reconnect_attempts=0,
+                                                 allow_reconnect=False, error_cb=on_error, **options), timeout + 1)
+    except Exception as exc:  # refused, timed out, closed: one answer, never a traceback
+        shown = url.rsplit("@", 1)[-1]
+        text = " ".join([str(exc), *refusals]).lower()
+        if "authorization" in text or "authentication" in text:
+            raise AccessDenied(f"the broker at {shown} refused the connection: "
+                               f"{'the token is unknown, revoked or expired' if options else 'no token given'}"
+                               ) from None
+        why = refusals[-1] if refusals else f"{type(exc).__name__}: {exc or 'no answer in time'}"
+        raise BrokerUnavailable(f"no broker answers at {shown} ({why})") from None
     try:
         info = nc._server_info  # what the server sent on connect (no public accessor in nats-py)
         out: dict[str, Any] = {
-            "source": url,
+            "source": redact_url(url),
             "healthy": True,
             "server_name": info.get("server_name"),
             "version": info.get("version"),
-            "client_url": url,
+            "client_url": redact_url(url),
             "cluster": info.get("cluster"),
             "jetstream": {"enabled": bool(info.get("jetstream"))},
             "streams": [],
@@ -115,11 +146,11 @@ async def status_from_nats(url: str, timeout: float = 3.0) -> dict[str, Any]:
         await nc.close()
 
 
-def gather(url: str) -> dict[str, Any]:
+def gather(url: str, **options: Any) -> dict[str, Any]:
     """Status summary from a monitoring (``http://``) or client (``nats://``) URL."""
     if url.startswith(("http://", "https://")):
         return status_from_monitor(url)
-    return asyncio.run(status_from_nats(url))
+    return asyncio.run(status_from_nats(url, **options))
 
 
 def _print(status: dict[str, Any], console: Console) -> None:
@@ -154,24 +185,54 @@ def _print(status: dict[str, Any], console: Console) -> None:
         console.print(table)
 
 
+HELP = """Show broker health, connections, and a JetStream streams/consumers summary.
+
+Examples:
+
+    evfabric status                                  # the monitoring port, http://127.0.0.1:8222
+    evfabric status --url nats://127.0.0.1:4222 --token "$TOKEN" --json
+"""
+
+
+def _redacted(text: str, url: str) -> str:
+    """``text`` without the password of ``url`` (an error message may quote the URL)."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    if password:
+        text = text.replace(password, "***").replace(unquote(password), "***")
+    return text
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(help=HELP)
     def status(
         url: str = typer.Option(
-            DEFAULT_MONITOR_URL, "--url", "-u", help="monitoring URL (http://host:8222) or client URL (nats://host:4222)"
+            None, "--url", "-u", help="monitoring URL (http://host:8222, the default) or client URL (nats://host:4222)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+        token: str = TOKEN, context: str = CONTEXT,
     ) -> None:
-        """Show broker health, connections, and a JetStream streams/consumers summary."""
-        console = Console()
+        from evfabric.core.errors import EvfabricError
+
+        console = Console(stderr=True)
+        target = resolve(url, token, context) if (url or token or context) else None
+        where = target.url if target is not None else DEFAULT_MONITOR_URL
         try:
-            result = gather(url)
-        except Exception as exc:  # any failure to reach it is the same answer for the user
+            result = gather(where, **(target.raw_nats_options() if target is not None else {}))
+        except (EvfabricError, httpx.HTTPError, OSError) as exc:  # one line, whatever the reason
+            if isinstance(exc, httpx.HTTPError):
+                exc = BrokerUnavailable(f"no broker answers at {where} ({type(exc).__name__}: {exc})")
+            why = _redacted(str(exc) or type(exc).__name__, where)
             if as_json:
-                print(json.dumps({"source": url, "healthy": False, "error": str(exc) or type(exc).__name__}))
+                print(json.dumps({"source": redact_url(where), "healthy": False, "error": why}))
             else:
-                console.print(f"[red]no broker answers at {url}[/red]: {exc or type(exc).__name__}")
+                console.print(f"[red]error:[/red] {escape(why)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
+        console = Console()
         if as_json:
             print(json.dumps(result, default=str))
         else:

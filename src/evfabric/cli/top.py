@@ -17,6 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from evfabric.cli._common import CONTEXT, TOKEN, die, resolve
+from evfabric.core.errors import EvfabricError
 from evfabric.monitor.collector import Monitor
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -39,6 +41,11 @@ def _num(x: float) -> str:
     return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
 
 
+def _opt(x: float | None) -> str:
+    """An event figure, '-' when unknown (no tap)."""
+    return "-" if x is None else _num(x)
+
+
 def render_snapshot(snap: dict[str, Any]) -> Group:
     """The snapshot as rich renderables: header, topics, consumers, triggers."""
     srv = snap["server"]
@@ -50,7 +57,8 @@ def render_snapshot(snap: dict[str, Any]) -> Group:
     )
     hist = snap.get("history", {}).get("topics", {})
     topics = Table(title="topics", expand=True)
-    for col in ("topic", "kind", "events in/s", "msgs in/s", "bytes in/s", "msgs out/s", "stored", "lag", "in rate"):
+    for col in ("topic", "kind", "events in/s", "msgs in/s", "bytes in/s", "msgs out/s", "stored events",
+                "stored msgs", "lag events", "lag msgs", "in rate"):
         topics.add_column(col, justify="left" if col in ("topic", "kind", "in rate") else "right")
     for t in snap["topics"]:
         r = t["rates"]
@@ -59,13 +67,15 @@ def render_snapshot(snap: dict[str, Any]) -> Group:
         topics.add_row(t["topic"], t["kind"], _num(r["published_events"]) if snap["tap"] else "-",
                        _num(r["published_messages"] if be else r["messages_in"]),
                        _num(r["published_bytes"] if be else r["bytes_in"]), _num(r["messages_out"]),
-                       _num(t["stored_messages"]), _num(t["lag"]), sparkline(series))
+                       _opt(t.get("stored_events")), _num(t["stored_messages"]), _opt(t.get("lag_events")),
+                       _num(t["lag"]), sparkline(series))
     consumers = Table(title="consumers", expand=True)
-    for col in ("topic", "consumer", "pending", "ack pending", "redelivered", "lag"):
+    for col in ("topic", "consumer", "pending msgs", "ack pending msgs", "redelivered msgs", "lag events",
+                "lag msgs"):
         consumers.add_column(col, justify="left" if col in ("topic", "consumer") else "right")
     for c in snap["consumers"]:
         consumers.add_row(c["topic"], c["consumer"], _num(c["pending"]), _num(c["ack_pending"]),
-                          _num(c["redelivered"]), _num(c["lag"]))
+                          _num(c["redelivered"]), _opt(c.get("lag_events")), _num(c["lag"]))
     triggers = Table(title="triggers", expand=True)
     for col in ("trigger", "ok", "failed", "retried", "dead-lettered"):
         triggers.add_column(col, justify="left" if col == "trigger" else "right")
@@ -82,19 +92,37 @@ def default_monitor_url(url: str) -> str:
     return f"http://{urlsplit(url).hostname or '127.0.0.1'}:8222"
 
 
+HELP = """Live view of the broker: topics with rates, consumer lag, triggers, drops, health.
+
+Examples:
+
+    evfabric top                                      # the broker on 127.0.0.1:4222 (monitor :8222)
+    evfabric top --url nats://lab1:4222 --token "$ROOT_TOKEN" --once
+"""
+
+
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(help=HELP)
     def top(
-        url: str = typer.Option("nats://127.0.0.1:4222", "--url", help="the broker's NATS URL (for the traffic tap)"),
+        url: str = typer.Option(None, "--url", "-u", help="the broker's NATS URL (for the traffic tap; env EVFABRIC_URL)"),
         monitor_url: str = typer.Option("", "--monitor-url", help="the broker's HTTP monitoring URL (default: port 8222 of --url's host)"),
         once: bool = typer.Option(False, "--once", help="print one snapshot and exit"),
         interval: float = typer.Option(1.0, "--interval", min=0.1, help="seconds between samples"),
         tap: bool = typer.Option(True, "--tap/--no-tap", help="count published events per topic by listening to the traffic"),
+        token: str = TOKEN, context: str = CONTEXT,
     ) -> None:
-        """Live view of the broker: topics with rates, consumer lag, triggers, drops, health."""
-        monitor = Monitor(monitor_url or default_monitor_url(url), url if tap else None, interval=interval)
+        target = resolve(url, token, context)
+        try:
+            tap_url = target.url_with_token() if tap else None
+        except EvfabricError as exc:  # a malformed token
+            raise die(exc) from None
+        monitor = Monitor(monitor_url or default_monitor_url(target.url), tap_url, interval=interval)
         console = Console()
         try:
+            first = monitor.sample()
+            if not first["server"]["up"]:  # nothing to watch: say so in one line, do not draw an empty screen
+                raise die(f"no broker answers at {monitor.monitor_url} (the monitoring port of {target.url}); "
+                          "start one with `evfabric serve` or give --monitor-url")
             if once:
                 # Two samples a moment apart, so rates mean something.
                 monitor.sample()

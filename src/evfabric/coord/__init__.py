@@ -8,8 +8,8 @@
 """
 
 from evfabric.coord.execute import MODES, PLACEMENTS, Execution, execute
-from evfabric.coord.placement import balance, measured_weights
 from evfabric.coord.ordering import Message
+from evfabric.coord.placement import balance, measured_weights
 from evfabric.coord.program import Program
 from evfabric.coord.runtime import Runtime
 from evfabric.coord.stats import Stats

@@ -65,7 +65,7 @@ def _pe_main(program: Program, owner: list[int], transport: Transport, until: fl
         else:
             result = run_windows(program, owner, transport, until)
     else:
-        kw = {k: opts[k] for k in ("batch", "window") if opts.get(k) is not None}
+        kw = {k: opts[k] for k in ("batch", "window", "adaptive") if opts.get(k) is not None}
         result = run_optimistic(program, owner, transport, until, **kw)
     result.stats.wall_seconds = time.perf_counter() - t0
     return result
@@ -78,7 +78,7 @@ def _process_entry(rank: int, inboxes: list[Any], results: Any, args: tuple[Any,
     transport = ProcessTransport(rank, inboxes)
     try:
         results.put((rank, _pe_main(args[0], args[1], transport, *args[2:]), None))
-    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+    except BaseException as exc:
         results.put((rank, None, _portable(exc)))
     finally:
         transport.close()
@@ -91,7 +91,7 @@ def _portable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:  # noqa: BLE001
+    except Exception:
         return WorkerFailed("".join(traceback.format_exception(exc)))
 
 
@@ -112,7 +112,7 @@ def _on_threads(workers: int, args: tuple[Any, ...], deadline: float | None) -> 
     def body(rank: int) -> None:
         try:
             results[rank] = _pe_main(args[0], args[1], transports[rank], *args[2:])
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors[rank] = exc
 
     threads = [threading.Thread(target=body, args=(r,), daemon=True, name=f"evfabric-pe{r}") for r in range(workers)]
@@ -149,7 +149,11 @@ def _on_processes(workers: int, args: tuple[Any, ...], deadline: float | None, e
             except Exception:  # queue.Empty: check the children are alive
                 dead = [r for r, p in enumerate(procs) if p.exitcode not in (None, 0) and r not in results and r not in errors]
                 if dead:
-                    raise WorkerFailed(f"PE process(es) {dead} died (exit codes {[procs[r].exitcode for r in dead]})") from None
+                    raise WorkerFailed(
+                        f"PE process(es) {dead} died (exit codes {[procs[r].exitcode for r in dead]}); "
+                        "a script that runs with placement='processes' needs its run under "
+                        "`if __name__ == '__main__':` (spawned workers import it)"
+                    ) from None
                 continue
             if exc is not None:
                 errors[rank] = exc
@@ -214,6 +218,7 @@ def execute(
     timeout: float | None = 60.0,
     batch: int | None = None,
     window: float | None = None,
+    adaptive: bool = True,
     transport: Transport | None = None,
 ) -> Execution:
     """Run ``program`` until simulated time ``until`` (inclusive) and return its outcome.
@@ -221,8 +226,10 @@ def execute(
     ``owner`` fixes the placement of tasks on PEs (default: balanced by declared weight and
     group). ``timeout`` bounds every wait for another PE: a PE that waits longer raises
     :class:`~evfabric.core.errors.DeadlockDetected` naming whom it waits on (None = forever).
-    ``batch`` and ``window`` tune the optimistic mode (events per GVT round, optimism bound in
-    simulated time). With ``placement="mpi"`` the number of workers is the MPI world size and
+    ``batch`` and ``window`` bound the optimistic mode (events per GVT round, default 1024;
+    optimism in simulated time beyond GVT, default unbounded); with ``adaptive`` (default) each
+    PE throttles below those caps from the rollbacks it observes, as ROSS does
+    (:mod:`evfabric.coord.throttle`); ``adaptive=False`` uses them as given. With ``placement="mpi"`` the number of workers is the MPI world size and
     every rank returns the same :class:`Execution`; ``placement="fabric"`` is the same with the
     ``transport`` given (a :class:`~evfabric.coord.transport_fabric.FabricTransport`).
     """
@@ -233,8 +240,9 @@ def execute(
     if sync not in ("windows", "null"):
         raise ConfigError(f"sync must be 'windows' or 'null', not {sync!r}")
     if placement == "mpi":
-        from evfabric.coord.transport_mpi import MpiTransport
+        from evfabric.coord.transport_mpi import MpiTransport, require_mpi
 
+        require_mpi()
         transport = MpiTransport()
     if placement in ("mpi", "fabric"):
         if transport is None:
@@ -257,7 +265,7 @@ def execute(
         owner = balance([program.weight(i) for i in range(program.size)], workers, [program.group(i) for i in range(program.size)])
     elif len(owner) != program.size or any(not 0 <= pe < workers for pe in owner):
         raise ConfigError(f"owner must give a PE in [0, {workers}) for each of the {program.size} tasks")
-    opts = {"sync": sync, "timeout": timeout, "batch": batch, "window": window}
+    opts = {"sync": sync, "timeout": timeout, "batch": batch, "window": window, "adaptive": adaptive}
     args = (program, owner, until, mode, opts)
     deadline = None if timeout is None else time.monotonic() + 10 * timeout
     if placement == "threads":

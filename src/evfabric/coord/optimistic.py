@@ -21,12 +21,13 @@ from typing import Any
 from evfabric.coord.kernel import INF, Kernel, PEResult, after
 from evfabric.coord.program import Program
 from evfabric.coord.task import Task
+from evfabric.coord.throttle import Throttle
 from evfabric.core.errors import CausalityError
 
 __all__ = ["run_optimistic"]
 
 Event = tuple[Any, ...]
-Record = list[Any]  # [event, snapshot before it, events it sent, its emitted records or None]
+Record = list[Any]  # [event, snapshot before it, events it sent or None, its emitted records or None]
 
 
 def _ts(record: Record) -> float:
@@ -49,11 +50,12 @@ class TimeWarp:
         self._remote = [0]  # remote sends not (yet) retracted: at the end, the committed ones
         self._live: set[int] = set()  # tasks with uncommitted records: the only ones to collect
         self._collections = 0
+        self.reached = -INF  # time stamp of the last event handled
         for i in kernel.mine:
             task = kernel.tasks[i]
             assert task is not None
-            task.send = self._make_send(task)  # type: ignore[method-assign]
-            task.emit = self._make_emit(task)  # type: ignore[method-assign]
+            task.send = self._make_send(task)
+            task.emit = self._make_emit(task)
 
     def _make_send(self, task: Task) -> Any:
         heap, owner, me, outbox, i = self.k.heap, self.k.owner, self.k.rank, self.k.outbox, task.id
@@ -68,8 +70,12 @@ class TimeWarp:
                 raise CausalityError(f"task {_i} sent {kind!r} to {dst} with negative delay {delay}")
             now = _task.now
             t = now + delay
-            ev = (t, _task._ev[1] + 1 if t == now else 0, _i, _seq(), dst, kind, data)  # type: ignore[attr-defined]
-            _task._rec[2].append(ev)  # type: ignore[attr-defined]
+            ev = (t, _task._ev[1] + 1 if t == now else 0, _i, _seq(), dst, kind, data)
+            rec = _task._rec
+            if rec[2] is None:
+                rec[2] = [ev]
+            else:
+                rec[2].append(ev)
             pe = _owner[dst]
             if pe == _me:
                 if ev < _last[dst]:  # possible after a partial rollback of this PE's tasks
@@ -86,7 +92,7 @@ class TimeWarp:
         emitters = self._emitters
 
         def emit(record: Any) -> None:
-            rec = task._rec  # type: ignore[attr-defined]
+            rec = task._rec
             if rec[3] is None:
                 rec[3] = []
                 emitters.add(task.id)
@@ -102,6 +108,7 @@ class TimeWarp:
         heap, tasks, history, last, cancelled = k.heap, k.tasks, self.history, self.last, self.cancelled
         live, handlers = self._live.add, k.handlers
         n = 0
+        reached = self.reached
         while heap and n < budget:
             ev = heappop(heap)
             t, _, src, seq, d, kind, data = ev
@@ -112,16 +119,20 @@ class TimeWarp:
                 heappush(heap, ev)
                 break
             task = tasks[d]
-            rec: Record = [ev, task.save(), [], None]  # type: ignore[union-attr]
-            task._rec = rec  # type: ignore[union-attr]
-            history[d].append(rec)
-            live(d)
+            rec: Record = [ev, task.save(), None, None]
+            task._rec = rec
+            h = history[d]
+            if not h:
+                live(d)  # a task with records: fossil collection looks at it
+            h.append(rec)
             last[d] = ev
-            task.now = t  # type: ignore[union-attr]
-            task._ev = ev  # type: ignore[union-attr]
+            task.now = t
+            task._ev = ev
             handlers[d](task, kind, data)
             n += 1
+            reached = t
         k.stats.processed += n
+        self.reached = reached
         return n
 
     # -- rollback -----------------------------------------------------------------------------
@@ -162,7 +173,7 @@ class TimeWarp:
         for ev, _, sent, _ in undone:
             if drop is None or (ev[2], ev[3]) != drop:
                 heappush(heap, ev)
-            for s in sent:
+            for s in sent or ():
                 pe = owner[s[4]]
                 if pe == me:
                     self._retract.append(s[:5])
@@ -206,22 +217,27 @@ def run_optimistic(
     owner: list[int],
     transport: Any,
     until: float,
-    batch: int = 1024,
-    window: float = INF,
+    batch: int | None = None,
+    window: float | None = None,
+    adaptive: bool = True,
 ) -> PEResult:
     """One PE's share of an optimistic run.
 
-    ``batch`` bounds the events handled between two GVT rounds; ``window`` bounds optimism in
-    simulated time (events at or beyond GVT + window wait for the next round).
+    ``batch`` bounds the events handled between two GVT rounds (default 1024); ``window``
+    bounds optimism in simulated time (events later than GVT + window wait for the next round;
+    default unbounded). With ``adaptive`` (the default) both are caps and the PE throttles
+    below them from the rollbacks it observes (:mod:`evfabric.coord.throttle`).
     """
     me, size = transport.rank, transport.size
     kernel = Kernel(program, owner, me, size)
     kernel.init_tasks()  # init is never rolled back: its sends are plain
     tw = TimeWarp(kernel)
     stats, end = kernel.stats, after(until)
+    throttle = Throttle(batch, window, adaptive)
     gvt = -INF
     while True:
-        tw.process(min(end, gvt + window), batch)
+        start, undone = gvt, stats.rolled_back
+        handled = tw.process(throttle.limit(gvt, end), throttle.batch)
         msgs = []
         sent_min = INF
         for p in range(size):
@@ -246,6 +262,7 @@ def run_optimistic(
         tw.drain()
         gvt = min(m for _, _, m in got)
         tw.fossil_collect(gvt)
+        throttle.observe(start, tw.reached, handled, stats.rolled_back - undone)
         stats.rounds += 1
         if gvt >= end:
             break

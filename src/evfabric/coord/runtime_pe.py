@@ -108,7 +108,7 @@ class PEEngine(Engine):
     def report(self) -> Report:
         """This PE's answer to a wave; clears the activity flag."""
         with self._cond:
-            passive = len(self._blocked) == len(self._local)
+            passive = self._stuck()  # a receive with a deadline pending is not passive
             active, self._active = self._active, False
             state = self._local_state() if passive and not active else None
             return passive, active, self._sent, self._received, state
@@ -235,7 +235,7 @@ def _process_entry(rank: int, inboxes: list[Any], results: Any, args: tuple[Any,
     try:
         results.put((rank, pe_main(mine, len(tasks), owner, transport, config), None))
         transport.close()
-    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+    except BaseException as exc:
         results.put((rank, None, _portable(exc)))
         for q in inboxes:  # after a failure, batches may be left unread: do not wait to flush them
             q.cancel_join_thread()
@@ -251,8 +251,9 @@ def run_on_processes(tasks: list[Task], owner: list[int], workers: int, config: 
 def run_on_mpi(tasks: list[Task], place: Callable[[int], list[int]], config: Config) -> Part:
     """This MPI rank's share of ``tasks`` (``place(world_size)`` gives the owners); every rank
     returns the whole program's :class:`Part` or raises the same error."""
-    from evfabric.coord.transport_mpi import MpiTransport
+    from evfabric.coord.transport_mpi import MpiTransport, require_mpi
 
+    require_mpi()
     transport = MpiTransport()
     owner = place(transport.size)
     mine = {i: t for i, t in enumerate(tasks) if owner[i] == transport.rank}

@@ -12,12 +12,39 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Facade", "Task"]
+from evfabric.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from evfabric.coord.ordering import Message
+    from evfabric.core.clocks import VectorClock
+
+__all__ = ["Facade", "Task", "state_slots"]
 
 # Attributes the runtime binds on a task; they are not the task's state and are never saved.
-RUNTIME_ATTRS = frozenset({"id", "now", "send", "emit", "_ev", "_rec"})
+RUNTIME_ATTRS = frozenset({"id", "now", "send", "emit", "_ev", "_rec", "_vc", "receive", "current"})
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def state_slots(cls: type) -> tuple[str, ...]:
+    """The slots of ``cls`` (and its bases) that hold state: all but the runtime's.
+
+    Private names are mangled as Python does (``__x`` in class ``C`` is ``_C__x``).
+    """
+    names = _SLOTS.get(cls)
+    if names is None:
+        skip: frozenset[str] = getattr(cls, "runtime_attrs", RUNTIME_ATTRS)
+        found: list[str] = []
+        for klass in cls.__mro__:
+            slots = klass.__dict__.get("__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                if name.startswith("__") and not name.endswith("__"):
+                    name = f"_{klass.__name__.lstrip('_')}{name}"
+                if name not in ("__dict__", "__weakref__") and name not in skip and name not in found:
+                    found.append(name)
+        names = _SLOTS[cls] = tuple(found)
+    return names
 
 
 class Task:
@@ -35,14 +62,30 @@ class Task:
       is committed (at once in sequential and conservative modes, at fossil collection in
       optimistic mode).
 
-    The runtime's attributes live in slots; the task's *state* is its other attributes (its
-    ``__dict__``, or the slots a subclass declares and saves itself). The optimistic mode saves
-    it before each event with :meth:`save` and puts it back with :meth:`restore`; the defaults
-    deep-copy ``__dict__``, a task with a small state should override both for speed.
+    The runtime's attributes live in slots; the task's *state* is its other attributes: its
+    ``__dict__`` and the ``__slots__`` its classes declare. The optimistic mode saves it before
+    each event with :meth:`save` and puts it back with :meth:`restore`; the defaults deep-copy
+    both (and refuse, naming the class, a state that cannot be copied); a task with a small
+    state should override both for speed.
+
+    Untimed runtimes also bind ``receive(src=None, kind=None, timeout=None)`` (wait for one
+    matching event; :class:`~evfabric.core.errors.ReceiveTimeout` after ``timeout`` seconds)
+    and ``current`` (the message being handled).
     """
 
-    __slots__ = ("id", "now", "send", "emit", "_ev", "_rec", "__dict__", "__weakref__")
+    __slots__ = ("__dict__", "__weakref__", "_ev", "_rec", "emit", "id", "now", "send")
     runtime_attrs: frozenset[str] = RUNTIME_ATTRS
+
+    if TYPE_CHECKING:  # bound by the runtimes, in __dict__ (untimed) or in slots (timed)
+        id: int
+        now: float
+        send: Callable[..., None]
+        emit: Callable[[Any], None]
+        _ev: tuple[Any, ...]
+        _rec: list[Any]
+        _vc: VectorClock
+        current: Message
+        receive: Callable[..., Message]  # (src=None, kind=None, timeout=None) -> Message
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Task:
         self = super().__new__(cls)
@@ -66,13 +109,39 @@ class Task:
     # -- state saving -----------------------------------------------------------------------
 
     def save(self) -> Any:
-        """A snapshot of the task's state (deep copy of its non-runtime attributes)."""
+        """A snapshot of the task's state: a deep copy of its non-runtime attributes, those in
+        ``__dict__`` and those in ``__slots__`` (unset slots stay unset).
+
+        Raises :class:`~evfabric.core.errors.ConfigError` naming the class if the state cannot
+        be copied (a lock, a file, a generator...): override :meth:`save` and :meth:`restore`.
+        """
         skip = self.runtime_attrs
-        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in skip})
+        state = {k: v for k, v in vars(self).items() if k not in skip}
+        for name in state_slots(type(self)):
+            try:
+                state[name] = getattr(self, name)
+            except AttributeError:
+                continue  # an unset slot: restored as unset
+        try:
+            return copy.deepcopy(state)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot save the state of {type(self).__qualname__} for rollback: {exc}; "
+                "override save()/restore() (state()/set_state() on an LP)"
+            ) from exc
 
     def restore(self, snapshot: Any) -> None:
         """Put back a snapshot taken by :meth:`save` (each snapshot is restored at most once)."""
-        vars(self).update(snapshot)
+        d = vars(self)
+        for k in [k for k in d if k not in snapshot and k not in self.runtime_attrs]:
+            del d[k]  # attributes created after the snapshot
+        for name in state_slots(type(self)):
+            if name in snapshot:
+                setattr(self, name, snapshot[name])
+            elif hasattr(self, name):
+                delattr(self, name)
+        slots = state_slots(type(self))
+        d.update({k: v for k, v in snapshot.items() if k not in slots})
 
     def release(self, oldest: Any | None) -> None:
         """Optimistic mode, after a commit: no snapshot older than ``oldest`` (None: than the

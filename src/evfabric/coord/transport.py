@@ -78,7 +78,7 @@ class Transport(ABC):
             return None
         return [item if p == root else self._recv_from(p, self._early) for p in range(self.size)]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release resources; messages still queued may be dropped."""
 
 

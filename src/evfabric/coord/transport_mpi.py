@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from evfabric.coord.transport import Transport
+from evfabric.core.errors import ConfigError
 
-__all__ = ["MpiTransport", "mpi_world"]
+__all__ = ["MpiTransport", "launched_by_mpiexec", "mpi_world", "require_mpi"]
 
 _TAG = 77
+# Set in every rank by the launchers: MPICH/Hydra and Intel MPI (PMI_*), Open MPI (OMPI_*),
+# PMIx-based launchers and Slurm's srun (PMIX_*, SLURM_*).
+_LAUNCH_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+
+
+def launched_by_mpiexec() -> bool:
+    """True if this process is a rank started by an MPI launcher (mpiexec, mpirun, srun)."""
+    return any(v in os.environ for v in _LAUNCH_VARS)
+
+
+def require_mpi() -> None:
+    """Raise a one-line :class:`ConfigError` naming what is missing for ``placement="mpi"``:
+    mpi4py, or a launch by ``mpiexec`` (without it there is one rank, which would silently run
+    the whole program on one worker)."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        raise ConfigError("placement 'mpi' needs mpi4py (pip install 'evfabric[mpi]')") from None
+    if not launched_by_mpiexec():
+        raise ConfigError("placement 'mpi' needs an MPI launch: run 'mpiexec -n N python ...' (no mpiexec environment found)")
 
 
 def mpi_world() -> tuple[int, int]:

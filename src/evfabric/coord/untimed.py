@@ -34,10 +34,19 @@ class Stop(Exception):
 
 
 class Wait:
-    """What a blocked task waits for: anything (idle), or one event in an explicit receive."""
+    """What a blocked task waits for: anything (idle), or one event in an explicit receive.
 
-    def __init__(self, explicit: bool, src: int | None, kind: str | None) -> None:
-        self.explicit, self.src, self.kind = explicit, src, kind
+    ``deadline`` (``time.monotonic()``) is set for a receive with a timeout: such a wait is not
+    part of a deadlock, since it ends by itself (:meth:`timed`).
+    """
+
+    def __init__(self, explicit: bool, src: int | None, kind: str | None, deadline: float | None = None) -> None:
+        self.explicit, self.src, self.kind, self.deadline = explicit, src, kind, deadline
+
+    @property
+    def timed(self) -> bool:
+        """True if this wait ends by itself at its deadline (a receive with a timeout)."""
+        return self.deadline is not None
 
     def __str__(self) -> str:
         what = f"a {self.kind!r} event" if self.kind else "an event"
@@ -129,8 +138,8 @@ class Engine:
             if self._outcome is not None:
                 raise Stop
             task = self._local[src]
-            task._vc = task._vc.tick(str(src))  # type: ignore[attr-defined]
-            msg = Message(src, dst, kind, data, vc=task._vc)  # type: ignore[attr-defined]
+            task._vc = task._vc.tick(str(src))
+            msg = Message(src, dst, kind, data, vc=task._vc)
             self.ordering.stamp(msg)
             self._route(msg)
 
@@ -146,7 +155,7 @@ class Engine:
         self._cond.notify_all()
 
     def _take(self, i: int, wait: Wait, timeout: float | None = None) -> Message:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = wait.deadline
         order, box = self.ordering, self._inbox[i]
         with self._cond:
             while True:
@@ -157,20 +166,28 @@ class Engine:
                         del box[k]
                         order.delivered(msg)
                         task = self._local[i]
-                        task._vc = task._vc.merge(msg.vc).tick(str(i))  # type: ignore[attr-defined]
+                        task._vc = task._vc.merge(msg.vc).tick(str(i))
                         self.delivered[i].append(msg)
                         self._activity()
                         return msg
-                self._blocked[i] = wait
-                if len(self._blocked) == len(self._local) and self._on_all_blocked():
-                    continue
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    del self._blocked[i]
                     self._activity()
                     raise ReceiveTimeout(f"task {i} got no {wait} within {timeout}s")
+                self._blocked[i] = wait
+                if self._stuck() and self._on_all_blocked():
+                    continue
                 self._cond.wait(left)
                 self._blocked.pop(i, None)
+
+    def _stuck(self) -> bool:
+        """Every local task is blocked, none of them in a wait with a deadline (under the lock).
+
+        A receive with a timeout ends by itself, so while one is pending nothing is decided:
+        the timeout fires in its task, which may retry, send, or end its turn.
+        """
+        blocked = self._blocked
+        return len(blocked) == len(self._local) and not any(w.timed for w in blocked.values())
 
     def _activity(self) -> None:
         """A task took an event or gave up waiting (under the lock); hook for counting."""
@@ -190,25 +207,26 @@ class Engine:
     def _bind(self, task: Task) -> None:
         i = task.id
         task.now = 0.0
-        task._vc = VectorClock()  # type: ignore[attr-defined]
-        task.send = lambda dst, kind, data=None, delay=0.0: self._send(i, dst, kind, data, delay)  # type: ignore[method-assign]
-        task.emit = lambda record: self._emitted.append((i, record))  # type: ignore[method-assign]
+        task._vc = VectorClock()
+        task.send = lambda dst, kind, data=None, delay=0.0: self._send(i, dst, kind, data, delay)
+        task.emit = lambda record: self._emitted.append((i, record))
 
         def receive(src: int | None = None, kind: str | None = None, timeout: float | None = None) -> Message:
-            return self._take(i, Wait(True, src, kind), timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            return self._take(i, Wait(True, src, kind, deadline), timeout)
 
-        task.receive = receive  # type: ignore[attr-defined]
+        task.receive = receive
 
     def _body(self, task: Task, reports: dict[int, dict[str, Any]], errors: dict[int, BaseException]) -> None:
         try:
             task.init()
             while True:
                 msg = self._take(task.id, IDLE)
-                task.current = msg  # type: ignore[attr-defined]
+                task.current = msg
                 task.handle(msg.kind, msg.data)
         except Stop:
             pass
-        except BaseException as exc:  # noqa: BLE001 - reported by run()
+        except BaseException as exc:
             errors[task.id] = exc
             with self._cond:
                 if self._outcome is None:

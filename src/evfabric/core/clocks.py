@@ -1,17 +1,83 @@
-"""Logical clocks: Lamport scalars (the ``seq`` header) and vector clocks (causal order)."""
+"""Clocks: the wall clock as an injectable object (TTLs, retention, replay by time), and logical
+clocks: Lamport scalars (the ``seq`` header) and vector clocks (causal order).
+
+Code that asks "has this TTL run out?" takes a :class:`Clock` (default :data:`SYSTEM_CLOCK`), so
+a test passes a :class:`ManualClock` and moves it with ``advance()`` instead of sleeping.
+"""
 
 from __future__ import annotations
 
 import threading
+import time as _time
 from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
-__all__ = ["LamportClock", "VectorClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "LamportClock", "ManualClock", "SystemClock", "VectorClock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A wall clock: ``time()`` is seconds since the epoch."""
+
+    def time(self) -> float:
+        """Now, in seconds since the epoch."""
+        ...
+
+
+class SystemClock:
+    """The real wall clock (``time.time``)."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        """Now, from the system clock."""
+        return _time.time()
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+class ManualClock:
+    """A clock that moves only when told: ``advance(seconds)`` or ``set(t)``. Thread-safe.
+
+    It starts at ``start`` (default: the real time now, so events stamped by the system clock
+    and compared against it stay coherent).
+    """
+
+    __slots__ = ("_lock", "_now")
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = _time.time() if start is None else float(start)
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        """The clock's current reading."""
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move forward by ``seconds`` (>= 0); return the new reading."""
+        if seconds < 0:
+            raise ValueError(f"a clock only moves forward; advance({seconds}) is negative")
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+    def set(self, now: float) -> None:
+        """Jump to ``now`` (seconds since the epoch; may go back, as a wall clock can)."""
+        with self._lock:
+            self._now = float(now)
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self._now!r})"
 
 
 class LamportClock:
     """A thread-safe Lamport clock: ``tick()`` before a send, ``observe(t)`` on a receive."""
 
-    __slots__ = ("_time", "_lock")
+    __slots__ = ("_lock", "_time")
 
     def __init__(self, start: int = 0) -> None:
         self._time = start

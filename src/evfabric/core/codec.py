@@ -1,4 +1,7 @@
-"""Encoding events: MessagePack on the wire, JSON for people (msgspec, both ways).
+"""Encoding events one by one or as plain arrays: MessagePack, and JSON for people (msgspec).
+
+The fabric's wire formats (headers, columnar batches, CloudEvents, subjects) are
+:mod:`evfabric.wire`'s; these are the payload-only row codecs (files, the HTC transport, version 0).
 
 Decoding validates: header types are checked by msgspec against the
 :class:`~evfabric.core.event.Event` schema, the topic by the (cached)
@@ -64,10 +67,20 @@ def _fail(exc: Exception, what: str) -> DecodeError:
 
 _body = attrgetter("body")
 _topic = attrgetter("topic")
+_publisher = attrgetter("publisher")
+_packed_position = attrgetter("packed_position")
 
 
 def _checked(events: list[Event], what: str, one: bool = False) -> list[Event]:
-    """Check what the schema does not: topic syntax (once per distinct topic) and bodies."""
+    """Check what the schema does not: topic syntax (once per distinct topic) and bodies.
+
+    A ``publisher`` or position in the bytes is dropped: only a receiver that knows the subject
+    (:func:`evfabric.wire.decode_message`) or the stream may set them.
+    """
+    if any(map(_publisher, events)) or any(map(_packed_position, events)):
+        for ev in events:
+            ev.publisher = None
+            ev.packed_position = 0
     for topic in set(map(_topic, events)):
         try:
             validate_topic(topic)

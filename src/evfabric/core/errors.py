@@ -96,3 +96,16 @@ class PublishRejected(EvfabricError):
 class ReceiveTimeout(EvfabricError, TimeoutError):
     """A task's explicit receive found no matching event in time (the pattern's middle ground
     between waiting forever and exact deadlock detection)."""
+
+
+class QuotaExceeded(EvfabricError):
+    """An identity's quota (streams, storage, consumers, connections) would be exceeded; the message carries the figures."""
+
+
+class StorageFull(PublishRejected):
+    """The broker cannot store a reliable publish: its store (disk, memory, account quota) is full;
+    the message names the subject and the broker's error. Not retried: free space or raise limits."""
+
+
+class RequestTimeout(EvfabricError, TimeoutError):
+    """A request (``client.request``) got no reply in time; the message names the topic and the wait."""

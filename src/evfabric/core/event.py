@@ -5,30 +5,34 @@ component id, never empty), ``time`` (seconds since the epoch, microsecond preci
 ``seq`` (the publisher's Lamport clock), ``delivery`` (``best_effort`` or ``reliable``), ``ttl``
 (seconds the event stays relevant, or None), ``key`` (partitioning key, or None) and ``extra``
 (free-form attributes: lowercase alphanumeric names of at most 20 characters, values str, int
-or bool, as CloudEvents extensions allow).
+or bool, as CloudEvents extensions allow). ``publisher`` is not part of the header a publisher
+sets: a receiver fills it in with the authenticated identity the event travelled under.
 
 The body is a map from str to str, int, float, bool, bytes, None, and lists and maps of those.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time as _time
 from collections.abc import Sequence
-from itertools import chain, count, islice
-from typing import Annotated, Any, Literal
+from itertools import chain
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 from evfabric.core.errors import InvalidEvent
+from evfabric.core.ids import COUNTER_BASE, new_id, new_ids, node, now_us, stamp
+from evfabric.core.position import Position
 from evfabric.core.topics import validate_topic
 
 __all__ = [
     "BEST_EFFORT",
+    "COUNTER_BASE",
     "DELIVERY_MODES",
     "RELIABLE",
     "Body",
+    "Delivery",
     "Event",
     "check_body",
     "check_header",
@@ -36,12 +40,15 @@ __all__ = [
     "make_event",
     "new_id",
     "new_ids",
+    "node",
     "now_us",
     "stamp",
 ]
 
-BEST_EFFORT = "best_effort"
-RELIABLE = "reliable"
+#: How an event travels: ``best_effort`` (fire and forget, drops counted) or ``reliable`` (at least once).
+Delivery = Literal["best_effort", "reliable"]
+BEST_EFFORT: Final = "best_effort"
+RELIABLE: Final = "reliable"
 DELIVERY_MODES = (BEST_EFFORT, RELIABLE)
 DEFAULT_TYPE = "evfabric.event"
 
@@ -73,11 +80,19 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     time: float
     type: NonEmpty = DEFAULT_TYPE
     seq: int = 0
-    delivery: Literal["best_effort", "reliable"] = "best_effort"
+    delivery: Delivery = "best_effort"
     ttl: float | None = None
     key: str | None = None
     extra: dict[ExtraName, str | int | bool] = {}
     body: Body = {}
+    #: Who published it, as the broker bound it: set by the receiver from the subject
+    #: (docs/wire.md section 1), never taken from a payload; None for events not received
+    #: over the fabric (and for foreign topics).
+    publisher: str | None = None
+    #: Where the event is stored, packed (``seq << 32 | index``, see :mod:`evfabric.core.position`):
+    #: set by a reliable subscription's receiver from the JetStream message, never sent; 0 for
+    #: events that were not read from a stream. Read it as :attr:`position`.
+    packed_position: int = 0
 
     @property
     def header(self) -> dict[str, Any]:
@@ -97,6 +112,14 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         return h
 
     @property
+    def position(self) -> Position | None:
+        """The event's position in its topic's stream (docs/wire.md section 8): its message's
+        stream sequence and its index in that message; ``str()`` gives ``"<seq>:<index>"`` and
+        ``subscribe(..., start=event.position)`` replays from this very event. None for events
+        not read from a stream (best effort, in process)."""
+        return Position.unpack(self.packed_position)
+
+    @property
     def reliable(self) -> bool:
         """True when the event asks for at-least-once delivery."""
         return self.delivery == RELIABLE
@@ -108,61 +131,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         return (now if now is not None else _time.time()) > self.time + self.ttl
 
 
-# --- ids and time --------------------------------------------------------------------------
-
-_NODE = os.urandom(3).hex()  # tells apart processes that publish in the same millisecond
-# The counter starts at 16**9 so that hex() always gives 10 digits (fixed width keeps ids
-# sortable) for the next 10**12 ids of this process; hex() is twice as fast as '%010x'.
-_ids = count(16**9)
-_last_ms = 0
-_prefix = ""
-_time_ns = _time.time_ns
-
-
-def _prefix_for(ms: int) -> str:
-    global _last_ms, _prefix
-    if ms > _last_ms:
-        _last_ms = ms
-        _prefix = f"{ms:011x}{_NODE}"
-    return _prefix
-
-
-def new_id(now: float | None = None) -> str:
-    """A unique id that sorts by creation time: 11 hex of milliseconds, 6 of node, 10 of counter.
-
-    The time prefix is formatted once per millisecond; ids from one process also sort by the
-    counter within a millisecond, and stay monotonic if the wall clock steps back.
-    """
-    return _prefix_for(int((now if now is not None else _time.time()) * 1000)) + hex(next(_ids))[2:]
-
-
-def new_ids(n: int, now: float) -> list[str]:
-    """``n`` ids for events stamped ``now`` (as ``n`` calls of :func:`new_id`, in one pass)."""
-    prefix = _prefix_for(int(now * 1000))
-    return [prefix + hex(i)[2:] for i in islice(_ids, n)]
-
-
-def now_us() -> float:
-    """Now, in seconds since the epoch, quantized to a microsecond.
-
-    Quantizing (integer microseconds, not ``round``, which is slow) makes ``time`` survive an
-    RFC 3339 round trip exactly, as the CloudEvents mapping needs.
-    """
-    return _time_ns() // 1000 / 1_000_000
-
-
-def stamp() -> tuple[str, float]:
-    """A new id and the time (as :func:`new_id` and :func:`now_us`) from one clock reading.
-
-    The publish paths' stamping in one call: per event this is most of the header's cost.
-    """
-    global _last_ms, _prefix
-    us = _time_ns() // 1000
-    ms = us // 1000
-    if ms > _last_ms:  # inlined _prefix_for: a call per event is a measurable share here
-        _last_ms = ms
-        _prefix = f"{ms:011x}{_NODE}"
-    return _prefix + hex(next(_ids))[2:], us / 1_000_000
+# --- ids and time: evfabric.core.ids (re-exported here) -----------------------------------
 
 
 # --- validation --------------------------------------------------------------------------------

@@ -5,12 +5,16 @@ non-deterministic automaton: a ``?`` edge consumes exactly one segment, a ``*`` 
 segment and leads to a node that may go on consuming (one or more). The work per publish depends
 on the topic's length and on how many trie branches fit it, not on the number of subscriptions.
 Results are cached per topic (the hot path is then one dict lookup) and the cache is dropped
-whenever the set of patterns changes.
+whenever the set of patterns changes. The cache is bounded (``cache_size`` topics): beyond it the
+oldest entry makes room for the new one, so with more topics than that the topics still cached
+stay hits (the cache degrades; it is never cleared wholesale).
 """
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+import logging
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
 
 from evfabric.core.topics import MANY, ONE, RESERVED_GROUP, Pattern
 
@@ -18,18 +22,24 @@ __all__ = ["PatternIndex"]
 
 T = TypeVar("T")
 
-_CACHE_LIMIT = 100_000
+log = logging.getLogger("evfabric.index")
+
+CACHE_SIZE = 100_000
+#: what a node holds until it holds something: one shared empty mapping, never written, so that a
+#: subscription allocates only the dicts it fills (the garbage collector's work grows with every
+#: allocation: half of ``subscribe()``'s time went to collections with 10,000 patterns in place)
+_NONE: dict[Any, Any] = {}
 
 
 class _Node:
-    __slots__ = ("literal", "one", "many", "loops", "entries")
+    __slots__ = ("entries", "literal", "loops", "many", "one")
 
     def __init__(self, loops: bool = False) -> None:
-        self.literal: dict[str, _Node] = {}
+        self.literal: dict[str, _Node] = _NONE
         self.one: _Node | None = None
         self.many: _Node | None = None
         self.loops = loops  # reached through '*': may absorb further segments
-        self.entries: dict[int, object] = {}  # insertion number -> value
+        self.entries: dict[int, object] = _NONE  # insertion number -> value
 
     def empty(self) -> bool:
         return not (self.literal or self.one or self.many or self.entries)
@@ -42,11 +52,13 @@ class PatternIndex(Generic[T]):
     pattern matches, in the order they were added, as a tuple (cached until the next change).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self._root = _Node()
         self._counter = 0
         self._size = 0
-        self._cache: dict[str, tuple[T, ...]] = {}
+        self.cache_size = cache_size
+        self.cache: OrderedDict[str, tuple[T, ...]] = OrderedDict()
+        """topic -> match result; read it, never write it (the index keeps it right)."""
 
     def __len__(self) -> int:
         return self._size
@@ -65,12 +77,16 @@ class PatternIndex(Generic[T]):
             else:
                 nxt = node.literal.get(seg)
                 if nxt is None:
+                    if node.literal is _NONE:
+                        node.literal = {}
                     nxt = node.literal[seg] = _Node()
                 node = nxt
         self._counter += 1
+        if node.entries is _NONE:
+            node.entries = {}
         node.entries[self._counter] = value
         self._size += 1
-        self._cache.clear()
+        self.cache.clear()
         return self._counter
 
     def remove(self, pattern: Pattern | str, handle: int) -> bool:
@@ -87,7 +103,7 @@ class PatternIndex(Generic[T]):
         if node is None or node.entries.pop(handle, None) is None:
             return False
         self._size -= 1
-        self._cache.clear()
+        self.cache.clear()
         # prune branches that became empty so the trie does not grow without bound
         for parent, seg in reversed(path):
             if not node.empty():
@@ -103,13 +119,17 @@ class PatternIndex(Generic[T]):
 
     def match(self, topic: str) -> tuple[T, ...]:
         """Values whose pattern matches ``topic`` (a valid topic name), in insertion order."""
-        hit = self._cache.get(topic)
+        cache = self.cache
+        hit = cache.get(topic)
         if hit is not None:
             return hit
         result = self._walk(topic)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[topic] = result
+        if len(cache) >= self.cache_size:
+            try:  # evict the oldest entry, O(1) (a plain dict's first key costs a scan past deleted slots)
+                cache.popitem(last=False)
+            except KeyError:  # another thread emptied it meanwhile
+                log.debug("match cache emptied while evicting")
+        cache[topic] = result
         return result
 
     def _walk(self, topic: str) -> tuple[T, ...]:

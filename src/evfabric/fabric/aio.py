@@ -17,67 +17,73 @@ topics, replay and groups: see :mod:`evfabric.fabric` and docs/fabric.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine, Iterable
+from dataclasses import replace
 from itertools import count, islice
-from typing import Any, Coroutine, TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-from evfabric.core.errors import BrokerUnavailable, ConfigError, NotFound, QueueFull, ServiceClosed
-from evfabric.core.event import BEST_EFFORT, RELIABLE, Body, Event, check_body, flat_bodies, new_ids, stamp
+from evfabric.core.errors import AccessDenied, ConfigError, QueueFull, ServiceClosed
+from evfabric.core.event import BEST_EFFORT, RELIABLE, Body, Delivery, Event, check_body, flat_bodies, new_ids, stamp
 from evfabric.core.filters import Filter
-from evfabric.core.topics import MANY, ONE, Pattern, check_publishable
+from evfabric.core.topics import Pattern, check_publishable
 from evfabric.fabric.batching import Batcher, Ticket
-from evfabric.fabric.consumers import CoreConsumer, PullConsumer, consumer_config
-from evfabric.fabric.delivery import DeliveryPolicy, Rule, check_mode
+from evfabric.fabric.connection import ConnectionEvents, open_connection
+from evfabric.fabric.delivery import DeliveryPolicy, Rule, check_delivery
+from evfabric.fabric.foreign import ForeignSender
+from evfabric.fabric.identity import identity_of
 from evfabric.fabric.losses import LossReport
+from evfabric.fabric.outbox import OVERFLOW_POLICIES, Outbox
+from evfabric.fabric.positions import StoredEvents
 from evfabric.fabric.publisher import Publisher
+from evfabric.fabric.receiving import Receiving
 from evfabric.fabric.replay import Start
+from evfabric.fabric.shared_loop import off_loop
+from evfabric.fabric.stats import FabricStats
 from evfabric.fabric.streams import (
-    TopicCatalog, TopicConfig, TopicInfo, create_topic, delete_topic, describe_topic, list_topics, update_topic,
+    TopicConfig,
+    TopicInfo,
+    create_topic,
+    delete_topic,
+    describe_topic,
+    list_topics,
+    update_topic,
 )
-from evfabric.fabric.subjects import intersect, partition_of, pattern_filter, pattern_reaches, topic_subject
+from evfabric.fabric.subjects import ANONYMOUS, pattern_filter
 from evfabric.fabric.subscription import FabricSubscription
-from evfabric.local.service import EventService
+from evfabric.fabric.topic_catalog import TopicCatalog
+from evfabric.local.service import DispatcherFactory, EventService
+from evfabric.wire import wire_format
+from evfabric.wire.subject import pattern_tokens
 
-__all__ = ["AsyncClient", "FabricStats", "connect_async"]
+__all__ = ["AsyncClient", "connect_async"]
 
 T = TypeVar("T")
-
-@dataclass
-class FabricStats:
-    """Counters of one client (events unless said)."""
-
-    published: int = 0  # accepted by publish calls
-    sent: int = 0  # best effort, handed to the connection
-    stored: int = 0  # reliable, acknowledged by the broker
-    resent: int = 0  # reliable batches sent again (no acknowledgement in time)
-    duplicate_batches: int = 0  # re-sent batches the broker had already stored
-    dropped: int = 0  # best effort, dropped (disconnected, overflow, backlog)
-    slow_consumer_msgs: int = 0  # messages nats-py dropped for a slow subscription
-    garbage: int = 0  # received messages that did not decode
-    disconnects: int = 0
-    reconnects: int = 0
-
+#: client ``wire=`` names that differ from the codec's format names
+WIRE_NAMES = {"rows": "msgpack"}
+log = logging.getLogger("evfabric.fabric")
 
 class AsyncClient:
     """A connection to the fabric, driven from asyncio. Create it with :func:`connect_async`."""
 
     def __init__(self, nc: NatsClient, *, source: str, mode: str, delivery: str, max_batch: int, max_batch_bytes: int,
                  max_pending: int, overflow: str, linger: float, ack_timeout: float, window: int,
-                 auto_topics: TopicConfig | None, max_backlog: int, publish_timeout: float | None) -> None:
-        if overflow not in ("block", "raise", "drop"):
+                 auto_topics: TopicConfig | None, max_backlog: int, publish_timeout: float | None,
+                 identity: str = ANONYMOUS, wire: str = "columns", dispatcher: DispatcherFactory | None = None) -> None:
+        if overflow not in OVERFLOW_POLICIES:
             raise ConfigError(f"overflow must be 'block', 'raise' or 'drop', got {overflow!r}")
         self.nc = nc
         self.js = nc.jetstream()
+        #: the publisher token of every subject this client publishes on (docs/wire.md section 1)
+        self.identity = identity
         self.source = source
-        self.overflow = overflow
         self.max_backlog = max_backlog
         self.publish_timeout = publish_timeout
         self.policy = DeliveryPolicy(delivery)
@@ -86,24 +92,26 @@ class AsyncClient:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self.local = EventService(source=source, mode=mode, queue_size=max(max_backlog * 4, 1024),  # type: ignore[arg-type]
-                                  loop=self._loop if mode == "asyncio" else None)
-        self.batcher = Batcher(max_batch, max_batch_bytes, max_pending)
-        self.publisher = Publisher(self, self.batcher, ack_timeout=ack_timeout, window=window, linger=linger,
-                                   auto_topics=auto_topics)
-        self._subs: list[FabricSubscription] = []
-        self._by_sid: dict[int, FabricSubscription] = {}
-        self._names = count(1)
-        self._spread = count()
+                                  loop=self._loop if mode == "asyncio" else None, dispatcher=dispatcher)
         self.losses = LossReport(self.stats, self.local)
+        self.batcher = Batcher(max_batch, max_batch_bytes, max_pending, wire=wire)
+        self.publisher = Publisher(nc, self.js, self.batcher, self.catalog, self.losses, self.stats,
+                                   ack_timeout=ack_timeout, window=window, linger=linger, auto_topics=auto_topics)
+        self.foreign = ForeignSender(nc, self.js, ack_timeout, self.call_on_loop)  # raw topics' events
+        #: the way out: route and admit events (thread-safe; both front ends use it)
+        self.outbox = Outbox(identity=identity, policy=self.policy, catalog=self.catalog, batcher=self.batcher,
+                             wake=self.publisher.wake, foreign=self.foreign, stats=self.stats, losses=self.losses,
+                             overflow=overflow, loop=self._loop, on_loop_thread=self.on_loop_thread,
+                             call_on_loop=self.call_on_loop)
+        self._names = count(1)
+        self.receiving = Receiving(self)  # the subscribe half: subscriptions, feeds, consumers
+        self.stored = StoredEvents(self.js)  # stored events per topic, counted incrementally
         self._closed = False
         self._reporter: asyncio.Task[None] | None = None
+        self._refused: list[str] = []  # the broker's permission violations, newest last (for subscribe)
 
     async def _start(self) -> None:
-        await self.publisher.start()
-        try:
-            await self.catalog.load()
-        except Exception:  # JetStream may be off (core-only server): best effort still works
-            pass
+        await self.publisher.start()  # no topic is read here: the catalog answers on first use
         self._reporter = self._loop.create_task(self.losses.run(), name="evfabric-report")
 
     # -- threads and loops ----------------------------------------------------------------------
@@ -125,7 +133,7 @@ class AsyncClient:
             raise RuntimeError("this call blocks: on the client's own loop, await the client's coroutine instead")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    # -- building and routing events (thread-safe; used by both front ends) ---------------------------
+    # -- building events (thread-safe; used by both front ends, which route them with the outbox) -----
 
     def build(self, topic: str, body: Body | None, header: dict[str, Any]) -> Event:
         """Validate and stamp a new event (as the local service does); raise on bad input."""
@@ -137,56 +145,6 @@ class AsyncClient:
             return self.local._event_with_header(topic, body, header)
         eid, now = stamp()
         return Event(id=eid, topic=topic, source=self.source, time=now, seq=next(self.local._seq), body=body)
-
-    def route(self, event: Event, delivery: str | None) -> tuple[str, str]:
-        """(subject, mode) for ``event``; stamps the mode in ``event.delivery``."""
-        if delivery is not None:
-            mode = check_mode(delivery)
-        elif self.policy.has_rules:
-            mode = self.policy.for_event(event)
-        else:
-            mode = self.policy.for_topic(event.topic)
-        if event.delivery != mode:
-            event.delivery = mode  # type: ignore[assignment]
-        cover = self.catalog.covering(event.topic)
-        if cover is None or cover.partitions == 1:
-            return topic_subject(event.topic), mode
-        if event.key is not None:
-            return topic_subject(event.topic, partition_of(event.key, cover.partitions)), mode
-        # unkeyed events spread over partitions in runs, so that runs still batch well
-        return topic_subject(event.topic, (next(self._spread) >> 8) % cover.partitions), mode
-
-    def offer(self, event: Event, subject: str, mode: str) -> Ticket | None:
-        """Hand ``event`` to the batcher; None when it is full (see ``overflow``)."""
-        ticket, wake = self.batcher.add(subject, mode, event)
-        if ticket is None:
-            return None
-        self.stats.published += 1
-        if wake:
-            self.call_on_loop(self.publisher.wake)
-        return ticket
-
-    def offer_many(self, events: list[Event], subject: str, mode: str) -> Ticket | None:
-        """Hand several events of one subject to the batcher (all or none)."""
-        ticket, wake = self.batcher.add_many(subject, mode, events)
-        if ticket is None:
-            return None
-        self.stats.published += len(events)
-        if wake:
-            self.call_on_loop(self.publisher.wake)
-        return ticket
-
-    def full(self, event: Event, mode: str) -> Ticket | None:
-        """Apply the overflow policy to a full batcher: a done ticket (dropped), None (wait), or raise."""
-        if self.overflow == "drop" and mode == BEST_EFFORT:
-            self.losses.drop("overflow", event.topic, 1)
-            done = Ticket()
-            done._seal(0)
-            return done
-        if self.overflow == "block":
-            return None  # the caller waits for room (a thread blocks; a coroutine sleeps)
-        raise QueueFull(f"{self.batcher.max_pending} events await the broker; event {event.id} on {event.topic!r} "
-                        f"was not accepted (overflow='raise')")
 
     def build_many(self, topic: str, bodies: Iterable[Body], header: dict[str, Any]) -> list[Event]:
         """Events for ``bodies`` on one topic, all with the same header fields and timestamp."""
@@ -200,31 +158,26 @@ class AsyncClient:
                 check_body(body)
         # One comprehension over pre-drawn ids and sequence numbers: a loop with calls per
         # event cost twice as much.
-        n, now, source, etype, mode = len(rest), t.time, t.source, t.type, t.delivery
+        n, now, source, etype, chosen = len(rest), t.time, t.source, t.type, t.delivery
         ttl, key, extra = t.ttl, t.key, t.extra
         return [t] + [
-            Event(id=eid, topic=topic, source=source, time=now, type=etype, seq=seq, delivery=mode, ttl=ttl, key=key,
+            Event(id=eid, topic=topic, source=source, time=now, type=etype, seq=seq, delivery=chosen, ttl=ttl, key=key,
                   extra=extra, body=body)
             for eid, seq, body in zip(new_ids(n, now), islice(self.local._seq, n), rest)
         ]
 
     # -- publishing (asyncio) -----------------------------------------------------------------------
 
-    async def _offer_waiting(self, event: Event, subject: str, mode: str) -> Ticket:
-        while True:
-            ticket = self.offer(event, subject, mode) or self.full(event, mode)
-            if ticket is not None:
-                return ticket
-            await asyncio.sleep(0.001)  # overflow='block': wait for room without blocking the loop
-
-    async def submit(self, topic: str, body: Body | None = None, *, delivery: str | None = None,
+    async def submit(self, topic: str, body: Body | None = None, *, delivery: Delivery | None = None,
                      **header: Any) -> Ticket:
         """Publish without waiting for the broker; the :class:`Ticket` completes when sent/stored."""
         event = self.build(topic, body, header)
-        subject, mode = self.route(event, delivery)
-        return await self._offer_waiting(event, subject, mode)
+        out = self.outbox
+        await out.known(topic)
+        subject, chosen = out.route(event, delivery)
+        return await out.offer_waiting(event, subject, chosen)
 
-    async def publish(self, topic: str, body: Body | None = None, *, delivery: str | None = None,
+    async def publish(self, topic: str, body: Body | None = None, *, delivery: Delivery | None = None,
                       wait: bool | None = None, timeout: float | None = None, **header: Any) -> Event:
         """Publish an event on ``topic``; return it.
 
@@ -237,16 +190,18 @@ class AsyncClient:
         await self.publish_event(event, delivery=delivery, wait=wait, timeout=timeout)
         return event
 
-    async def publish_event(self, event: Event, *, delivery: str | None = None, wait: bool | None = None,
+    async def publish_event(self, event: Event, *, delivery: Delivery | None = None, wait: bool | None = None,
                             timeout: float | None = None) -> Ticket:
         """Publish an already-built event as is (relays, re-publishing); see :meth:`publish`."""
-        subject, mode = self.route(event, delivery)
-        ticket = await self._offer_waiting(event, subject, mode)
-        if wait or (wait is None and mode == RELIABLE):
+        out = self.outbox
+        await out.known(event.topic)
+        subject, chosen = out.route(event, delivery)
+        ticket = await out.offer_waiting(event, subject, chosen)
+        if wait or (wait is None and chosen == RELIABLE):
             await ticket.wait_async(timeout if timeout is not None else self.publish_timeout)
         return ticket
 
-    async def publish_many(self, topic: str, bodies: Iterable[Body], *, delivery: str | None = None,
+    async def publish_many(self, topic: str, bodies: Iterable[Body], *, delivery: Delivery | None = None,
                            **header: Any) -> Ticket:
         """Publish one event per body on ``topic`` (same header); the fast path for bursts.
 
@@ -254,18 +209,18 @@ class AsyncClient:
         """
         events = self.build_many(topic, bodies, header)
         if not events:
-            done = Ticket()
-            done._seal(0)
-            return done
-        subject, mode = self.route(events[0], delivery)
+            return Ticket.finished()
+        out = self.outbox
+        await out.known(topic)
+        subject, chosen = out.route(events[0], delivery)
         for ev in events[1:]:
             ev.delivery = events[0].delivery
         step = max(1, self.batcher.max_pending // 2)
         ticket: Ticket | None = None
         for i in range(0, len(events), step):
             chunk = events[i : i + step]
-            while (ticket := self.offer_many(chunk, subject, mode)) is None:
-                if self.overflow == "raise":
+            while (ticket := out.offer_many(chunk, subject, chosen)) is None:
+                if out.overflow == "raise":
                     raise QueueFull(f"{self.batcher.max_pending} events await the broker")
                 await asyncio.sleep(0.001)
         assert ticket is not None
@@ -274,45 +229,68 @@ class AsyncClient:
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every event accepted so far is sent (best effort) or stored (reliable)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self.publisher.wake()
-        while self.batcher.outstanding > 0:
+        self.publisher.wake_now()
+        while self.batcher.outstanding > 0 or self.foreign.outstanding > 0:
             if deadline is not None and time.monotonic() > deadline:
                 from evfabric.core.errors import PublishTimeout
 
-                raise PublishTimeout(f"{self.batcher.outstanding} events not confirmed within {timeout} s")
+                raise PublishTimeout(f"{self.batcher.outstanding + self.foreign.outstanding} events not confirmed "
+                                     f"within {timeout} s")
             await asyncio.sleep(0.002)
         if self.nc.is_connected:
             await self.nc.flush(timeout=max(1, int(timeout or 10)))
+        failures = self.batcher.take_failures()
+        if failures:
+            if len(failures) > 1:
+                log.warning("flush: %d groups of events failed; raising the first", len(failures))
+            raise failures[0]
+
+    async def request(self, topic: str, body: Body | None = None, *, timeout: float = 5.0, **header: Any) -> Event:
+        """Publish a request on ``topic``; return the first reply (:mod:`evfabric.fabric.request`)."""
+        from evfabric.fabric.request import request
+
+        return await request(self, topic, body, timeout=timeout, **header)
+
+    async def reply(self, request_event: Event, body: Body | None = None, **header: Any) -> Event:
+        """Answer a request event received by a subscription (:mod:`evfabric.fabric.request`)."""
+        from evfabric.fabric.request import reply
+
+        return await reply(self, request_event, body, **header)
 
     # -- delivery policy ---------------------------------------------------------------------------
 
-    def set_delivery(self, pattern: str, mode: str) -> None:
-        """Topics matching ``pattern`` default to ``mode`` (``best_effort`` or ``reliable``)."""
-        self.policy.set_topic(pattern, mode)
+    def set_delivery(self, pattern: str, delivery: str) -> None:
+        """Topics matching ``pattern`` default to ``delivery`` (``best_effort`` or ``reliable``)."""
+        self.policy.set_topic(pattern, delivery)
 
-    def add_delivery_rule(self, predicate: Rule, mode: str) -> None:
-        """Events for which ``predicate`` (CEL text or callable) holds use ``mode``."""
-        self.policy.add_rule(predicate, mode)
+    def add_delivery_rule(self, predicate: Rule, delivery: str) -> None:
+        """Events for which ``predicate`` (CEL text or callable) holds use ``delivery``."""
+        self.policy.add_rule(predicate, delivery)
 
     # -- subscribing -------------------------------------------------------------------------------
 
     async def subscribe(
         self, pattern: str | Pattern, filter: str | Filter | None = None, *, listener: Any = None,
-        delivery: str | None = None, group: str | None = None, start: Start = None, replay: bool = False,
+        delivery: Delivery | None = None, group: str | None = None, start: Start = None, replay: bool = False,
         name: str | None = None, max_deliver: int = 5, ack_wait: float = 30.0, redeliver_delay: float = 0.1,
         dead_letter: bool = True, ordered: bool | None = None, max_inflight: int = 256, pull_batch: int = 64,
+        raw: bool | None = None,
     ) -> FabricSubscription:
         """Subscribe to topics matching ``pattern`` on the broker; returns once the broker knows.
 
         ``delivery``: ``best_effort`` (NATS core: live events only) or ``reliable`` (a durable
         JetStream consumer: acknowledged after the listeners return, redelivered otherwise, up to
         ``max_deliver`` attempts, then dead-lettered to ``cca.deadletter.<topic>``). Default: the
-        policy's mode for the pattern, or ``reliable`` when ``start``/``replay`` is given.
+        policy's delivery for the pattern, or ``reliable`` when ``start``/``replay`` is given.
         ``group``: members with the same group (and pattern) share the events. ``start``: see
         :mod:`evfabric.fabric.replay` (``replay=True`` means ``start="earliest"``). ``name`` makes
         the consumer durable under that name (it resumes after a restart). ``ordered`` (groups):
         one message in flight per partition, so keyed events keep their order (default: on for
-        partitioned topics).
+        partitioned topics). ``raw``: read a foreign topic, on its own subject (an MQTT device's
+        ``lab/probe/temp`` is ``lab.probe.temp``), every message one event (docs/wire.md 5); by
+        default (None) a pattern whose topic is declared raw (``TopicConfig(raw=True)``) is read so,
+        and reliably from the raw topic's stream; ``raw=True`` reads foreign subjects with no topic
+        declared (best effort only).
         """
         if self._closed:
             raise ServiceClosed("the fabric client is closed")
@@ -320,121 +298,72 @@ class AsyncClient:
         flt = Filter(filter) if isinstance(filter, str) else filter
         if replay and start is None:
             start = "earliest"
-        if delivery is None:
-            delivery = RELIABLE if start is not None else self.policy.for_topic(pat.text) if pat.is_literal else self.policy.default
-        mode = check_mode(delivery)
+        chosen: str = delivery if delivery is not None else (
+            RELIABLE if start is not None else self.policy.for_topic(pat.text) if pat.is_literal else self.policy.default)
+        chosen = check_delivery(chosen)
         if max_deliver < 1:
             raise ConfigError(f"max_deliver must be >= 1, got {max_deliver}")
-        subject, exact = pattern_filter(pat)
-        sub = FabricSubscription(self, pat, flt, name or group or f"fsub-{next(self._names)}", mode, group, exact)
+        if chosen == BEST_EFFORT and raw is None:
+            raw = await self.receiving.declared_raw(pat)
+        subject, exact = pattern_tokens(pat.text) if raw else pattern_filter(pat)
+        sub = FabricSubscription(self, pat, flt, name or group or f"fsub-{next(self._names)}", chosen, group, exact)
         if listener is not None:
             sub.add_listener(listener)
-        if mode == BEST_EFFORT:
-            consumer = CoreConsumer(self, sub, subject, group, pending_msgs=4096, pending_bytes=64 * 1024 * 1024)
-            await consumer.start()
-            sub.consumers.append(consumer)
-            if consumer.nsub is not None:
-                self._by_sid[consumer.nsub._id] = sub
         else:
-            await self._reliable(sub, start, name, max_deliver, ack_wait, redeliver_delay, dead_letter, ordered,
-                                 max_inflight, pull_batch)
+            sub._pull(early=True)  # keep events for sub.next() / events() / async for
+        seen = len(self._refused)
+        try:
+            if chosen == BEST_EFFORT:
+                await self.receiving.feed(sub, subject, bool(raw))
+                await self.nc.flush()  # the server may send a refusal after the first PONG: one more round trip
+            else:
+                await self.receiving.reliable(sub, start, name, max_deliver, ack_wait, redeliver_delay, dead_letter,
+                                              ordered, max_inflight, pull_batch, raw)
+        except (TimeoutError, nats.errors.TimeoutError, nats.errors.Error):
+            if len(self._refused) == seen:
+                raise
+        if len(self._refused) > seen:  # the broker refused a subscription or an API request of ours
+            await self.receiving.stop_consumers(sub)
+            raise AccessDenied(f"the broker refused to let {self.source!r} subscribe to {pat.text!r} ({chosen}): "
+                               f"{self._refused[-1].removeprefix('nats: ')}")
         self.local.add_subscription(sub)  # the local service's dispatch calls the listeners
-        self._subs.append(sub)
+        self.receiving.subs.append(sub)
         return sub
-
-    async def _topics_for(self, pat: Pattern) -> list[TopicConfig]:
-        await self.catalog.load()
-        found = [c for c in self.catalog.all() if pattern_reaches(pat, c.name)]
-        if found:
-            return found
-        head = pat.segments[0]
-        if self.publisher.auto_topics is None or head in (ONE, MANY):
-            raise NotFound(f"no topic stores events matching {pat.text!r}: create one with create_topic()")
-        cfg = replace(self.publisher.auto_topics, name=head)
-        info = await create_topic(self.js, cfg, exist_ok=True)
-        self.catalog.note(info.config)
-        return [info.config]
-
-    async def _reliable(self, sub: FabricSubscription, start: Start, name: str | None, max_deliver: int,
-                        ack_wait: float, redeliver_delay: float, dead_letter: bool, ordered: bool | None,
-                        max_inflight: int, pull_batch: int) -> None:
-        pat = sub.pattern
-        wanted, _ = pattern_filter(pat)
-        tag = Pattern(pat).text.replace(".", "_").replace("*", "S").replace("?", "Q")[:40]
-        base = sub.group or name or f"evf_{self.nc._nuid.next().decode()}"
-        for topic in await self._topics_for(pat):
-            stream_subjects = topic.stream_config().subjects or []
-            filters = [f for f in (intersect(s, wanted) for s in stream_subjects) if f is not None]
-            keep_order = ordered if ordered is not None else (sub.group is not None and topic.partitions > 1)
-            per_partition = sub.group is not None and keep_order
-            parts = range(topic.partitions) if per_partition else [None]
-            for p in parts:
-                fs = filters if p is None else [f"{f.split('.', 2)[0]}.{p}.{f.split('.', 2)[2]}" for f in filters]
-                cname = f"{base}_{tag}_{topic.stream[4:]}" + ("" if p is None else f"_p{p}")
-                cname = cname[:200]
-                config = consumer_config(
-                    cname, fs, start=start, ack_wait=ack_wait, max_deliver=max_deliver,
-                    max_ack_pending=1 if keep_order else max_inflight,
-                    inactive=None if (sub.group or name) else 300.0,
-                )
-                consumer = PullConsumer(self, sub, topic.stream, config, batch=pull_batch,
-                                        max_inflight=1 if keep_order else max_inflight, max_deliver=max_deliver,
-                                        redeliver_delay=redeliver_delay, dead_letter=dead_letter,
-                                        shared=sub.group is not None)
-                await consumer.start()
-                sub.consumers.append(consumer)
 
     async def attach(self, sub: FabricSubscription, *, start: Start = None, max_deliver: int = 5,
                      ack_wait: float = 30.0, redeliver_delay: float = 0.1, dead_letter: bool = True,
                      ordered: bool | None = None, max_inflight: int = 256, pull_batch: int = 64) -> None:
         """Feed a reliable subscription built by the caller from durable consumers.
 
-        For runners that handle events their own way (a :class:`FabricSubscription` subclass that
-        overrides ``_dispatch`` and calls ``settle``), e.g. triggers. The consumers are named after
-        ``sub.group`` (or ``sub.name``); :meth:`detach` or :meth:`close` stops them.
+        For runners that handle events their own way, e.g. triggers: a :class:`FabricSubscription`
+        whose ``handler`` (an :class:`~evfabric.fabric.handler.EventHandler`) takes each message's
+        events with their ``settle``. The consumers are named after ``sub.group`` (or
+        ``sub.name``); :meth:`detach` or :meth:`close` stops them.
         """
-        await self._reliable(sub, start, sub.group or sub.name, max_deliver, ack_wait, redeliver_delay, dead_letter,
-                             ordered, max_inflight, pull_batch)
-        self._subs.append(sub)
+        await self.receiving.reliable(sub, start, sub.group or sub.name, max_deliver, ack_wait, redeliver_delay,
+                                      dead_letter, ordered, max_inflight, pull_batch)
+        self.receiving.subs.append(sub)
 
     async def detach(self, sub: FabricSubscription) -> None:
         """Stop feeding a subscription given to :meth:`attach` (a group's consumers stay on the broker)."""
         sub.active = False
-        if sub in self._subs:
-            self._subs.remove(sub)
-        await self._stop_consumers(sub)
+        if sub in self.receiving.subs:
+            self.receiving.subs.remove(sub)
+        await self.receiving.stop_consumers(sub)
 
     def _forget(self, sub: FabricSubscription) -> None:
         """A subscription ended locally: stop its broker side (called by ``unsubscribe``)."""
-        if sub in self._subs:
-            self._subs.remove(sub)
-        if self._closed or self._loop.is_closed():
-            return  # close() stops the consumers itself
-        if self.on_loop_thread():
-            self._loop.create_task(self._stop_consumers(sub))
-        else:
-            asyncio.run_coroutine_threadsafe(self._stop_consumers(sub), self._loop)
-
-    async def _stop_consumers(self, sub: FabricSubscription) -> None:
-        for c in sub.consumers:
-            if isinstance(c, PullConsumer):
-                # private anonymous consumers go; named ones and groups' stay for later
-                await c.stop(delete=sub.group is None and c.config.inactive_threshold is not None)
-            else:
-                await c.stop()
+        self.receiving.forget(sub)
 
     async def lag(self, sub: FabricSubscription) -> int:
-        """Broker messages not yet acknowledged by ``sub``'s consumers (0 for best effort)."""
-        total = 0
-        for c in sub.consumers:
-            if isinstance(c, PullConsumer):
-                total += await c.lag()
-        return total
+        """Events ``sub`` has still to handle (0 for best effort): those of the messages its
+        consumers have not acknowledged, less those it already settled (docs/fabric.md)."""
+        return await self.receiving.lag(sub)
 
     @property
     def subscriptions(self) -> list[FabricSubscription]:
         """The active fabric subscriptions, oldest first."""
-        return list(self._subs)
+        return list(self.receiving.subs)
 
     def process_events(self, timeout: float | None = None) -> int:
         """Deliver received events now (``sync`` mode); elsewhere wait for delivery; return calls made."""
@@ -453,8 +382,10 @@ class AsyncClient:
         return await list_topics(self.js)
 
     async def describe_topic(self, name: str) -> TopicInfo:
-        """Settings and state of topic ``name`` (NotFound if none)."""
-        return await describe_topic(self.js, name)
+        """Settings and state of topic ``name`` (NotFound if none), stored events counted (``events``)."""
+        info = await describe_topic(self.js, name)
+        return replace(info, events=await self.stored.count_or_none(info.stream, info.config.subjects, info.first_seq,
+                                                                   info.last_seq))
 
     async def update_topic(self, name: str, **changes: Any) -> TopicInfo:
         """Change settings of topic ``name``."""
@@ -469,16 +400,18 @@ class AsyncClient:
 
     # -- accounting ------------------------------------------------------------------------------
 
-    def backlog_full(self) -> bool:
-        """True when more than ``max_backlog`` received events wait for local dispatch."""
-        return self.local.dispatcher.pending() > self.max_backlog
+    def backlog_full(self, held: int = 0) -> bool:
+        """True when more than ``max_backlog`` received events (``held`` more by the caller) wait for local dispatch."""
+        return self.local.dispatcher.pending() + held > self.max_backlog
 
     # -- connection events ------------------------------------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, nats.errors.SlowConsumerError):
-            self.losses.slow_consumer(self._by_sid.get(exc.sid), exc.subject)
-        elif "permissions violation for publish" in str(exc).lower():
+            self.losses.slow_consumer(exc.subject)  # the events it held show as sequence gaps
+        elif "permissions violation for subscription" in str(exc).lower() or "$js.api" in str(exc).lower():
+            self._refused = [*self._refused[-15:], str(exc)]
+        if "permissions violation for publish" in str(exc).lower():
             # the broker refused a publish (access control): fail waiting reliable publishes now
             # with AccessDenied rather than let them time out
             self.publisher.denied(str(exc))
@@ -489,10 +422,12 @@ class AsyncClient:
     async def _on_reconnect(self) -> None:
         self.stats.reconnects += 1
         self.publisher.on_reconnect()
-        for sub in self._subs:
-            for c in sub.consumers:
-                if isinstance(c, PullConsumer):
-                    c.on_reconnect()
+        self.receiving.on_reconnect()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` began."""
+        return self._closed
 
     @property
     def is_connected(self) -> bool:
@@ -502,35 +437,50 @@ class AsyncClient:
     # -- closing ----------------------------------------------------------------------------------
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Flush what was accepted (up to ``timeout``), stop consumers, disconnect, close dispatch."""
+        """Flush what was accepted (up to ``timeout``), stop consumers, disconnect, close dispatch.
+
+        Raises, once everything is closed, the flush's error when accepted events were not all
+        sent or stored (:class:`PublishTimeout` after ``timeout``, or the broker's refusal)."""
         if self._closed:
             return
+        error: BaseException | None = None
         try:
-            if self.nc.is_connected:
-                await self.flush(timeout)
-        except Exception:
-            pass
+            await self.flush(timeout)
+        except Exception as exc:
+            error = exc
         self._closed = True
-        subs = list(self._subs)
+        subs = list(self.receiving.subs)
         for sub in subs:
             sub.unsubscribe()
         for sub in subs:
-            await self._stop_consumers(sub)
+            await self.receiving.stop_consumers(sub)
         await self.publisher.close()
+        await self.stored.close()
         if self._reporter is not None:
             self._reporter.cancel()
         self.losses.report()
         try:
             await asyncio.wait_for(self.nc.close(), 5)
-        except Exception:
-            pass
-        self.local.close(drain=True, timeout=timeout)
+        except Exception as exc:
+            log.debug("close: the connection did not close cleanly: %r", exc)
+        if self.local.mode != "asyncio" and self.local.dispatcher.pending():  # listeners on threads: wait off
+            await off_loop(self.local.close, True, timeout)  # the loop (other clients may share it)
+        else:
+            self.local.close(drain=True, timeout=timeout)
+        if error is not None:
+            raise error
 
     async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        if exc[0] is None:
+            await self.close()
+            return
+        try:  # an exception is on its way out: do not replace it with the close's
+            await self.close()
+        except Exception as close_exc:
+            log.warning("close after %r: %r", exc[1], close_exc)
 
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -538,11 +488,12 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 
 async def connect_async(
     url: str | list[str] = DEFAULT_URL, *, source: str = "evfabric", mode: str = "asyncio",
-    delivery: str = BEST_EFFORT, max_batch: int = 1000, max_batch_bytes: int = 256 * 1024,
+    delivery: Delivery = BEST_EFFORT, max_batch: int = 1000, max_batch_bytes: int = 256 * 1024,
     max_pending: int = 200_000, overflow: str = "block", linger: float = 0.0, ack_timeout: float = 2.0,
     window: int = 64, auto_topics: bool | TopicConfig = True, max_backlog: int = 100_000,
     publish_timeout: float | None = 30.0, connect_timeout: float = 2.0, reconnect_wait: float = 0.25,
-    name: str | None = None, token: str | None = None, **nats_options: Any,
+    name: str | None = None, token: str | None = None, identity: str | None = None, wire: str = "columns",
+    dispatcher: DispatcherFactory | None = None, **nats_options: Any,
 ) -> AsyncClient:
     """Connect to the broker at ``url`` (or a list of cluster URLs) from a running asyncio loop.
 
@@ -554,46 +505,29 @@ async def connect_async(
     a :class:`TopicConfig` gives its settings) on the first reliable use of an unknown one.
     ``mode``: how listeners are called (``asyncio``, ``threads``, ``sync``; see EventService).
     ``token``: an evfabric access token (default ``$EVFABRIC_TOKEN``) for a broker that enforces
-    access control; other keywords go to ``nats.connect``.
+    access control; other keywords go to ``nats.connect``. ``identity``: the publisher token of
+    this client's subjects (default: what the broker's user-info answer says, ``_`` on a server
+    without access control); the broker refuses publishes under any identity but its own.
+    ``wire``: the format of published messages (docs/wire.md 4): ``columns`` (default),
+    ``rows`` (row batches in MessagePack), ``json``, ``cloudevents`` (binary mode, one event per
+    message) or ``cloudevents-structured``; receivers read them all. ``dispatcher``: a factory of
+    the local service's dispatcher, instead of the ``mode``'s (the sync client's shared pool).
     """
-    check_mode(delivery)
-    holder: dict[str, AsyncClient] = {}
-    token = token or os.environ.get("EVFABRIC_TOKEN")
-    if token and "user" not in nats_options:
-        from evfabric.access.client import nats_options as token_options  # the token format is access's
-
-        nats_options = {**token_options(token), **nats_options}
-
-    async def on_error(exc: Exception) -> None:
-        if "c" in holder:
-            await holder["c"]._on_error(exc)
-
-    async def on_disconnect() -> None:
-        if "c" in holder:
-            await holder["c"]._on_disconnect()
-
-    async def on_reconnect() -> None:
-        if "c" in holder:
-            await holder["c"]._on_reconnect()
-
+    check_delivery(delivery)
+    wire = WIRE_NAMES.get(wire, wire)
+    wire_format(wire)  # ConfigError before connecting
+    events = ConnectionEvents()
     servers = [url] if isinstance(url, str) else list(url)
-    try:
-        nc = await nats.connect(
-            servers=servers, name=name or source, connect_timeout=connect_timeout, allow_reconnect=True,
-            max_reconnect_attempts=1, reconnect_time_wait=reconnect_wait, error_cb=on_error,
-            disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, pending_size=8 * 1024 * 1024,
-            **nats_options,
-        )
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
-        shown = ", ".join(u.rsplit("@", 1)[-1] for u in servers)  # never echo credentials
-        raise BrokerUnavailable(f"no broker answers at {shown} ({type(exc).__name__}: {exc}); "
-                                "start one with `evfabric serve`") from None
-    nc.options["max_reconnect_attempts"] = -1  # found it once: from now on, keep coming back forever
+    nc = await open_connection(servers, events, name=name or source, connect_timeout=connect_timeout,
+                               reconnect_wait=reconnect_wait, token=token or os.environ.get("EVFABRIC_TOKEN"),
+                               nats_options=nats_options)
     auto = auto_topics if isinstance(auto_topics, TopicConfig) else (TopicConfig(name="auto", max_age=86400.0) if auto_topics else None)
     client = AsyncClient(nc, source=source, mode=mode, delivery=delivery, max_batch=max_batch,
                          max_batch_bytes=max_batch_bytes, max_pending=max_pending, overflow=overflow, linger=linger,
                          ack_timeout=ack_timeout, window=window, auto_topics=auto, max_backlog=max_backlog,
-                         publish_timeout=publish_timeout)
-    holder["c"] = client
+                         publish_timeout=publish_timeout,
+                         identity=identity if identity is not None else await identity_of(nc, connect_timeout),
+                         wire=wire, dispatcher=dispatcher)
+    events.client = client
     await client._start()
     return client

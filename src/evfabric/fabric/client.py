@@ -7,61 +7,119 @@
     client.publish("jobs.42.status", {"state": "done"}, delivery="reliable")  # returns once stored
     client.close()
 
-nats-py runs on a private event-loop thread; listeners run on the client's dispatcher threads
-(``mode="threads"``, default) or in ``process_events()`` (``mode="sync"``). Each method is the
-blocking twin of :class:`~evfabric.fabric.aio.AsyncClient`'s; see there for the semantics.
+The clients of a process share one event-loop thread for their connections
+(:mod:`evfabric.fabric.shared_loop`) and, in ``mode="threads"`` (default), one pool of listener
+threads that grows while listeners block (:mod:`evfabric.fabric.dispatch_pool`);
+``mode="threads", workers=N`` gives a client a private pool of N (up to 4N) threads instead;
+``mode="sync"`` calls listeners in ``process_events()``. No listener runs on the loop thread, so
+a listener that blocks does not stall any client's I/O. Each method is the blocking twin of
+:class:`~evfabric.fabric.aio.AsyncClient`'s; see there for the semantics.
+
+After ``os.fork()`` the clients the child inherited are closed in the child (their connections
+are the parent's and stay the parent's): ``connect()`` again in the child.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import logging
+import os
 import threading
-from collections.abc import Iterable
-from typing import Any, Coroutine, TypeVar
+import weakref
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 
-from evfabric.core.errors import ConfigError, QueueFull
-from evfabric.core.event import RELIABLE, Body, Event
+from evfabric.core.errors import ConfigError, QueueFull, ServiceClosed
+from evfabric.core.event import RELIABLE, Body, Delivery, Event
 from evfabric.core.filters import Filter
 from evfabric.core.topics import Pattern
-from evfabric.fabric.aio import DEFAULT_URL, AsyncClient, FabricStats, connect_async
+from evfabric.fabric.aio import DEFAULT_URL, AsyncClient, connect_async
 from evfabric.fabric.batching import Ticket
 from evfabric.fabric.delivery import Rule
+from evfabric.fabric.dispatch_pool import pooled
 from evfabric.fabric.replay import Start
+from evfabric.fabric.shared_loop import SHARED_LOOP, at_fork_in_child
+from evfabric.fabric.stats import FabricStats
 from evfabric.fabric.streams import TopicInfo
 from evfabric.fabric.subscription import FabricSubscription
+from evfabric.local.dispatch import ThreadPoolDispatcher
+from evfabric.local.overflow import Overflow
+from evfabric.local.service import DispatcherFactory
 
 __all__ = ["Client", "connect"]
 
 T = TypeVar("T")
+log = logging.getLogger("evfabric.fabric")
+_open_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+AT_EXIT_TIMEOUT = 10.0  # seconds a client still open at interpreter exit may take to flush
+
+
+def _close_at_exit() -> None:
+    """Close (and so flush) every client a script left open: its last events still leave."""
+    for client in list(_open_clients):
+        try:
+            client.close(AT_EXIT_TIMEOUT)
+        except Exception as exc:
+            log.warning("evfabric: a client left open lost events at exit: %s", exc)
+
+
+atexit.register(_close_at_exit)
+
+
+def _forget_parent_clients() -> None:
+    """In a forked child: the inherited clients are closed here (their sockets are the parent's)."""
+    for client in list(_open_clients):
+        client._core._closed = True  # publish/subscribe raise ServiceClosed; nothing touches the socket
+    _open_clients.clear()
+
+
+at_fork_in_child(_forget_parent_clients)
+
+
+def _dispatcher(mode: str, workers: int | None) -> DispatcherFactory | None:
+    """The local service's dispatcher: the shared pool, a private pool (``workers``) or sync."""
+    if workers is not None:
+        if mode != "threads":
+            raise ConfigError(f"workers= is for mode='threads' (a private pool of listener threads), got mode={mode!r}")
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ConfigError(f"workers must be a positive int, got {workers!r}")
+
+        def private(delivery: Any, capacity: int, overflow: Overflow) -> ThreadPoolDispatcher:
+            return ThreadPoolDispatcher(delivery, capacity, overflow, workers, 4 * workers, "shared")
+
+        return private
+    return pooled if mode == "threads" else None
 
 
 class Client:
     """A blocking client of the fabric. Create it with :func:`connect`. Thread-safe."""
 
-    def __init__(self, url: str | list[str] = DEFAULT_URL, *, mode: str = "threads", **options: Any) -> None:
+    def __init__(self, url: str | list[str] = DEFAULT_URL, *, mode: str = "threads", workers: int | None = None,
+                 **options: Any) -> None:
         if mode not in ("threads", "sync"):
             raise ConfigError(f"the synchronous client's mode is 'threads' or 'sync', got {mode!r}")
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="evfabric-loop", daemon=True)
-        self._thread.start()
+        dispatcher = _dispatcher(mode, workers)
+        self._pid = os.getpid()
+        self._closed = False
+        self._closing = threading.Lock()  # two threads closing at once release the shared loop once
+        self._loop = SHARED_LOOP.acquire()
         try:
-            self._core: AsyncClient = self._run(connect_async(url, mode=mode, **options), None)
+            self._core: AsyncClient = self._run(connect_async(url, mode=mode, dispatcher=dispatcher, **options), None)
         except BaseException:
-            self._stop_loop()
+            SHARED_LOOP.release(self._loop)
             raise
+        _open_clients.add(self)
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
+        if self._pid != os.getpid():
+            coro.close()
+            raise ServiceClosed("this client was connected by the parent process: connect() again in the child")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self._loop.close()
 
     @property
     def aio(self) -> AsyncClient:
-        """The asyncio client underneath (its coroutines run on this client's loop thread)."""
+        """The asyncio client underneath (its coroutines run on the process's shared loop thread)."""
         return self._core
 
     @property
@@ -82,17 +140,17 @@ class Client:
     # -- publishing ------------------------------------------------------------------------------
 
     def _offer(self, event: Event, delivery: str | None) -> Ticket:
-        core = self._core
-        subject, mode = core.route(event, delivery)
+        out = self._core.outbox
+        subject, chosen = out.route(event, delivery)
         while True:
-            ticket = core.offer(event, subject, mode) or core.full(event, mode)
+            ticket = out.offer(event, subject, chosen) or out.full(event, chosen)
             if ticket is not None:
                 return ticket
-            if core.on_loop_thread():
+            if self._core.on_loop_thread():
                 raise QueueFull("the batcher is full and this thread runs the client's loop: it cannot wait")
-            core.batcher.wait_for_space(1.0)
+            out.batcher.wait_for_space(1.0)
 
-    def publish(self, topic: str, body: Body | None = None, *, delivery: str | None = None,
+    def publish(self, topic: str, body: Body | None = None, *, delivery: Delivery | None = None,
                 wait: bool | None = None, timeout: float | None = None, **header: Any) -> Event:
         """Publish an event on ``topic`` and return it.
 
@@ -104,7 +162,7 @@ class Client:
         self.publish_event(event, delivery=delivery, wait=wait, timeout=timeout)
         return event
 
-    def publish_event(self, event: Event, *, delivery: str | None = None, wait: bool | None = None,
+    def publish_event(self, event: Event, *, delivery: Delivery | None = None, wait: bool | None = None,
                       timeout: float | None = None) -> Ticket:
         """Publish an already-built event unchanged (relays); see :meth:`publish`."""
         ticket = self._offer(event, delivery)
@@ -112,11 +170,11 @@ class Client:
             ticket.wait(timeout if timeout is not None else self._core.publish_timeout)
         return ticket
 
-    def submit(self, topic: str, body: Body | None = None, *, delivery: str | None = None, **header: Any) -> Ticket:
+    def submit(self, topic: str, body: Body | None = None, *, delivery: Delivery | None = None, **header: Any) -> Ticket:
         """Publish without waiting for the broker; ``ticket.wait()`` blocks until sent/stored."""
         return self._offer(self._core.build(topic, body, header), delivery)
 
-    def publish_many(self, topic: str, bodies: Iterable[Body], *, delivery: str | None = None,
+    def publish_many(self, topic: str, bodies: Iterable[Body], *, delivery: Delivery | None = None,
                      **header: Any) -> Ticket:
         """One event per body on ``topic``, same header: the fast path. Does not wait (see :meth:`flush`)."""
         core = self._core
@@ -125,17 +183,18 @@ class Client:
             done = Ticket()
             done._seal(0)
             return done
-        subject, mode = core.route(events[0], delivery)
+        out = core.outbox
+        subject, chosen = out.route(events[0], delivery)
         for ev in events[1:]:
             ev.delivery = events[0].delivery
-        step = max(1, core.batcher.max_pending // 2)
+        step = max(1, out.batcher.max_pending // 2)
         ticket: Ticket | None = None
         for i in range(0, len(events), step):
             chunk = events[i : i + step]
-            while (ticket := core.offer_many(chunk, subject, mode)) is None:
-                if core.overflow == "raise":
-                    raise QueueFull(f"{core.batcher.max_pending} events await the broker")
-                core.batcher.wait_for_space(1.0)
+            while (ticket := out.offer_many(chunk, subject, chosen)) is None:
+                if out.overflow == "raise":
+                    raise QueueFull(f"{out.batcher.max_pending} events await the broker")
+                out.batcher.wait_for_space(1.0)
         assert ticket is not None
         return ticket
 
@@ -143,18 +202,27 @@ class Client:
         """Block until every event accepted so far is sent (best effort) or stored (reliable)."""
         self._run(self._core.flush(timeout), None)
 
-    def set_delivery(self, pattern: str, mode: str) -> None:
-        """Topics matching ``pattern`` default to ``mode``."""
-        self._core.set_delivery(pattern, mode)
+    def request(self, topic: str, body: Body | None = None, *, timeout: float = 5.0, **header: Any) -> Event:
+        """Publish a request on ``topic``; return the first reply or raise :class:`RequestTimeout`
+        (see :mod:`evfabric.fabric.request`)."""
+        return self._run(self._core.request(topic, body, timeout=timeout, **header), timeout + 30)
 
-    def add_delivery_rule(self, predicate: Rule, mode: str) -> None:
-        """Events for which ``predicate`` (CEL text or callable) holds use ``mode``."""
-        self._core.add_delivery_rule(predicate, mode)
+    def reply(self, request_event: Event, body: Body | None = None, **header: Any) -> Event:
+        """Answer a request event (one with a ``replyto`` header), e.g. from a listener."""
+        return self._run(self._core.reply(request_event, body, **header))
+
+    def set_delivery(self, pattern: str, delivery: str) -> None:
+        """Topics matching ``pattern`` default to ``delivery`` (``best_effort`` or ``reliable``)."""
+        self._core.set_delivery(pattern, delivery)
+
+    def add_delivery_rule(self, predicate: Rule, delivery: str) -> None:
+        """Events for which ``predicate`` (CEL text or callable) holds use ``delivery``."""
+        self._core.add_delivery_rule(predicate, delivery)
 
     # -- subscribing -------------------------------------------------------------------------------
 
     def subscribe(self, pattern: str | Pattern, filter: str | Filter | None = None, *, listener: Any = None,
-                  delivery: str | None = None, group: str | None = None, start: Start = None,
+                  delivery: Delivery | None = None, group: str | None = None, start: Start = None,
                   replay: bool = False, name: str | None = None, **options: Any) -> FabricSubscription:
         """Subscribe to ``pattern`` on the broker; returns once the broker knows (see AsyncClient.subscribe)."""
         return self._run(self._core.subscribe(pattern, filter, listener=listener, delivery=delivery, group=group,
@@ -176,8 +244,9 @@ class Client:
     # -- topics ------------------------------------------------------------------------------------
 
     def create_topic(self, name: str, *, exist_ok: bool = False, **settings: Any) -> TopicInfo:
-        """Create durable topic ``name``: ``max_age``, ``max_bytes``, ``max_msgs``, ``replicas``,
-        ``partitions``, ``storage``, ``description``."""
+        """Create durable topic ``name``: ``max_age``, ``max_bytes``, ``max_msgs``, ``max_events``,
+        ``replicas``, ``partitions``, ``storage``, ``description``, ``raw`` (see
+        :class:`~evfabric.fabric.streams.TopicConfig`)."""
         return self._run(self._core.create_topic(name, exist_ok=exist_ok, **settings))
 
     def list_topics(self) -> list[TopicInfo]:
@@ -199,13 +268,20 @@ class Client:
     # -- closing -----------------------------------------------------------------------------------
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush, stop consumers, disconnect and stop the loop thread. Idempotent."""
-        if self._loop.is_closed():
+        """Flush, stop consumers, disconnect; the last client of the process stops the loop thread.
+        Idempotent; raises (once closed) the flush's error when accepted events were not all sent."""
+        _open_clients.discard(self)
+        if self._pid != os.getpid():  # inherited over fork: the connection is the parent's
+            self._closed = True
             return
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         try:
             self._run(self._core.close(timeout), timeout + 10)
         finally:
-            self._stop_loop()
+            SHARED_LOOP.release(self._loop)
 
     def __enter__(self) -> Client:
         return self
@@ -222,7 +298,9 @@ def connect(url: str | list[str] = DEFAULT_URL, **options: Any) -> Client:
     """Connect to the fabric at ``url`` for use from ordinary (non-asyncio) code.
 
     Options: those of :func:`~evfabric.fabric.aio.connect_async` (``source``, ``delivery``,
-    ``max_batch``, ``max_pending``, ``overflow``, ``linger``, ``auto_topics``...) and ``mode``
-    (``threads`` or ``sync``). Raises :class:`BrokerUnavailable` when no server answers.
+    ``max_batch``, ``max_pending``, ``overflow``, ``linger``, ``auto_topics``...), ``mode``
+    (``threads`` or ``sync``) and ``workers`` (``threads`` only: a private pool of listener
+    threads instead of the process's shared one). Raises :class:`BrokerUnavailable` when no
+    server answers.
     """
     return Client(url, **options)

@@ -13,16 +13,32 @@ up is not stored twice (once through the leaf connection, once by sourcing).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
-from evfabric.fabric.leaf import edge_source
+from evfabric.fabric.catalog import catalog_put, ensure_catalog
 from evfabric.fabric.streams import TopicConfig, TopicInfo, describe_topic
 
 if TYPE_CHECKING:
     from evfabric.fabric.aio import AsyncClient
     from evfabric.fabric.client import Client
 
-__all__ = ["follow_edge_topic", "follow_edge_topic_async", "hub_stream_config"]
+__all__ = ["edge_api_prefix", "edge_source", "follow_edge_topic", "follow_edge_topic_async", "hub_stream_config"]
+
+log = logging.getLogger("evfabric.fabric")
+
+
+def edge_api_prefix(domain: str) -> str:
+    """The JetStream API prefix that reaches the JetStream of domain ``domain``."""
+    return f"$JS.{domain}.API"
+
+
+def edge_source(stream: str, domain: str, **options: Any) -> Any:
+    """A nats-py ``StreamSource`` for a hub stream to source ``stream`` from the leaf whose
+    JetStream domain is ``domain``. ``options`` go to ``StreamSource`` (e.g. ``filter_subject``)."""
+    from nats.js.api import ExternalStream, StreamSource
+
+    return StreamSource(name=stream, external=ExternalStream(api=edge_api_prefix(domain)), **options)
 
 
 def hub_stream_config(topic: str, domain: str, **settings: Any) -> Any:
@@ -32,6 +48,7 @@ def hub_stream_config(topic: str, domain: str, **settings: Any) -> Any:
     """
     cfg = TopicConfig(name=topic, **settings).stream_config()
     cfg.subjects = None
+    assert cfg.name is not None  # TopicConfig always names its stream
     cfg.sources = [edge_source(cfg.name, domain)]
     cfg.description = f"evfabric topic {topic}, followed from edge domain {domain}"
     return cfg
@@ -42,9 +59,15 @@ async def follow_edge_topic_async(client: AsyncClient, topic: str, domain: str, 
     cfg = hub_stream_config(topic, domain, **settings)
     try:
         await client.js.add_stream(cfg)
-    except Exception:  # an existing follower with the same configuration is fine
+    except Exception as exc:  # the follower exists: bring it to this configuration
+        log.debug("follower of %s exists (%r): updating it", topic, exc)
         await client.js.update_stream(cfg)
-    client.catalog.note(TopicConfig(name=topic, **settings))
+    config = TopicConfig(name=topic, **settings)
+    await ensure_catalog(client.js)  # the hub's catalog names the follower as the topic's stream
+    await catalog_put(client.js, "n", config.namespace, {"stream": config.stream, "settings": config.settings()})
+    await catalog_put(client.js, "t", topic, {"config": config.as_dict(), "stream": config.stream,
+                                              "created": "", "edge_domain": domain})
+    client.catalog.note(config)
     return await describe_topic(client.js, topic)
 
 

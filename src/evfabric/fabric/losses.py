@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evfabric.local.service import EventService
-
-if TYPE_CHECKING:
-    from evfabric.fabric.subscription import FabricSubscription
 
 __all__ = ["DROPPED", "GARBAGE", "LossReport"]
 
@@ -48,11 +45,10 @@ class LossReport:
         self._garbage[subject] += 1
         self._garbage_error = f"{error} ({size} bytes)"
 
-    def slow_consumer(self, sub: FabricSubscription | None, subject: str) -> None:
-        """nats-py dropped a message for a subscription that did not keep up."""
+    def slow_consumer(self, subject: str) -> None:
+        """nats-py dropped a message for a subscription that did not keep up (counted in messages:
+        its events are counted as a sequence gap once the next message of its stream arrives)."""
         self.stats.slow_consumer_msgs += 1
-        if sub is not None:
-            sub.stats.dropped += 1
         self._drops[("slow_consumer", "messages", subject)] += 1
 
     async def run(self, every: float = 0.2) -> None:

@@ -1,8 +1,10 @@
 """How topics and CCA patterns map to NATS subjects, and topics to JetStream stream names.
 
-Every event travels on the subject ``evf.<partition>.<topic>``: the fixed prefix keeps evfabric
-traffic apart from anything else on the broker, and the partition token (``0`` for topics that
-are not partitioned) lets a consumer take one partition of a topic with one subject filter.
+Every event travels on the subject ``evf.<publisher>.<partition>.<topic>`` (docs/wire.md
+section 1): the fixed prefix keeps evfabric traffic apart from anything else on the broker; the
+publisher token is the authenticated identity of the sender, bound by the broker (``_`` on a
+server without access control); the partition token (``0`` for topics that are not partitioned)
+lets a consumer take one partition of a topic with one subject filter.
 
 A CCA pattern maps to the broadest NATS filter that contains it: ``?`` becomes ``*`` (both are one
 segment), a trailing ``*`` becomes ``>`` (both are one or more segments), and a ``*`` anywhere
@@ -20,31 +22,53 @@ from functools import lru_cache
 from evfabric.core.topics import MANY, ONE, Pattern
 
 __all__ = [
+    "ANONYMOUS",
     "PREFIX",
     "intersect",
+    "parse_subject",
     "partition_of",
     "pattern_filter",
     "pattern_reaches",
+    "raw_stream_name",
+    "raw_subjects",
     "stream_name",
+    "stream_subjects",
     "topic_of_subject",
     "topic_subject",
 ]
 
 PREFIX = "evf"
+#: The publisher token on a server without access control (nobody is authenticated).
+ANONYMOUS = "_"
 
 
 @lru_cache(maxsize=65536)
-def topic_subject(topic: str, partition: int = 0) -> str:
-    """The subject an event of ``topic`` (a valid topic name) travels on."""
-    return f"{PREFIX}.{partition}.{topic}"
+def topic_subject(topic: str, partition: int = 0, publisher: str = ANONYMOUS) -> str:
+    """The subject an event of ``topic`` (a valid topic name) from ``publisher`` travels on."""
+    return f"{PREFIX}.{publisher}.{partition}.{topic}"
+
+
+def parse_subject(subject: str) -> tuple[str, int, str] | None:
+    """``(publisher, partition, topic)`` of an evfabric subject, or None if ``subject`` is not one.
+
+    Only the shape is checked (prefix, a non-empty publisher, a decimal partition, a non-empty
+    topic part); the topic's syntax is the caller's to validate.
+    """
+    parts = subject.split(".", 3)
+    if len(parts) != 4 or parts[0] != PREFIX or not parts[1] or not parts[2].isdigit() or not parts[3]:
+        return None
+    return parts[1], int(parts[2]), parts[3]
 
 
 def topic_of_subject(subject: str) -> str | None:
     """The topic part of an evfabric subject, or None if ``subject`` is not one."""
-    parts = subject.split(".", 2)
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit():
-        return None
-    return parts[2]
+    parsed = parse_subject(subject)
+    return None if parsed is None else parsed[2]
+
+
+def stream_subjects(root: str) -> list[str]:
+    """The subjects a topic root's stream stores: every publisher and partition, the root and below."""
+    return [f"{PREFIX}.*.*.{root}", f"{PREFIX}.*.*.{root}.>"]
 
 
 @lru_cache(maxsize=4096)
@@ -64,14 +88,17 @@ def _mapped(pattern: str) -> tuple[str, bool]:
     return ".".join(out), exact
 
 
-def pattern_filter(pattern: str | Pattern, partition: int | None = None) -> tuple[str, bool]:
+def pattern_filter(pattern: str | Pattern, partition: int | None = None,
+                   publisher: str | None = None) -> tuple[str, bool]:
     """The NATS subject filter for ``pattern`` and whether it is exact.
 
-    ``partition=None`` covers every partition; an int restricts the filter to that partition.
+    ``partition=None`` covers every partition, ``publisher=None`` every publisher; a value
+    restricts the filter to that partition (publisher).
     """
     mapped, exact = _mapped(str(pattern))
     part = "*" if partition is None else str(partition)
-    return f"{PREFIX}.{part}.{mapped}", exact
+    pub = "*" if publisher is None else publisher
+    return f"{PREFIX}.{pub}.{part}.{mapped}", exact
 
 
 def intersect(a: str, b: str) -> str | None:
@@ -127,6 +154,17 @@ def stream_name(topic: str) -> str:
     digest = hashlib.sha1(topic.encode()).hexdigest()[:8]
     readable = topic.replace(".", "_")[:200]
     return f"EVF_{readable}_{digest}"
+
+
+def raw_stream_name(topic: str) -> str:
+    """The JetStream stream of raw topic ``topic`` (its own: ``EVF_RAW_<topic>_<hash>``)."""
+    return "EVF_RAW_" + stream_name(topic)[4:]
+
+
+def raw_subjects(topic: str) -> list[str]:
+    """The subjects a raw topic stores: its foreign subjects, the topic's name and below
+    (docs/wire.md 5), as an MQTT device's ``lab/probe/temp`` arrives as ``lab.probe.temp``."""
+    return [topic, f"{topic}.>"]
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -6,34 +6,36 @@ which calls its listeners in the client's dispatch mode (``sync``: on ``process_
 ``threads``; ``asyncio``). Events received from the broker are handed to that service for this
 subscription only (overlapping subscriptions do not see each other's copies).
 
-For a ``reliable`` subscription the fabric must know when the listeners of a message's events
-have returned, and whether one raised, to acknowledge the message (or have it redelivered): it
-wraps each listener to note failures and appends a last, internal listener that settles the
-event. Events already handled (by id) are dropped, so a redelivered batch only repeats the events
-whose listeners failed. The CEL filter and exact pattern matching run before the hand-off.
+Consumers give each message's events to the subscription's ``handler``
+(:class:`~evfabric.fabric.handler.EventHandler`): by default the subscription itself, which
+queues them for its listeners and, for a ``reliable`` subscription, settles each event once its
+last listener returned (failed if any listener raised). Acknowledgement is not a listener:
+``process_events()`` and ``stats.delivered`` count the user's listener calls only, and a
+failure is counted once (``stats.failed``, per event and attempt). Another handler (a trigger
+runner's) takes the events instead: ``FabricSubscription(..., handler=mine)``.
+
+The consumer matches events against the exact pattern (and, for reliable, the CEL filter) with
+:meth:`FabricSubscription.select` before the hand-off; duplicates are dropped per message by the
+consumer (see :mod:`evfabric.fabric.pull`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
-from itertools import count, repeat
-from operator import attrgetter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evfabric.core.event import RELIABLE, Event
 from evfabric.core.filters import Filter
 from evfabric.core.topics import Pattern
+from evfabric.fabric.handler import EventHandler, Settle
 from evfabric.local.subscription import Listener, Subscription
 
 if TYPE_CHECKING:
     from evfabric.fabric.aio import AsyncClient
 
-__all__ = ["Delivery", "FabricSubscription", "SubscriptionStats"]
-
-_event_id = attrgetter("id")
+__all__ = ["FabricSubscription", "SubscriptionStats"]
 
 
 @dataclass
@@ -41,67 +43,48 @@ class SubscriptionStats:
     """Counters of one fabric subscription (events, not messages, unless said)."""
 
     received: int = 0  # events decoded from the broker for this subscription
-    handed: int = 0  # events handed to local dispatch
+    handed: int = 0  # events handed to the handler (the listeners)
     filtered: int = 0  # dropped by the exact pattern or the filter
-    duplicates: int = 0  # redelivered events already handled (reliable)
-    failed: int = 0  # events whose listener raised (each attempt)
+    duplicates: int = 0  # messages delivered again and dropped as a whole (per stream sequence)
+    skipped: int = 0  # events of a redelivered message handled in an earlier attempt (not handed again)
+    failed: int = 0  # events whose handling failed (each attempt counted once)
     dead_lettered: int = 0  # events sent to the dead-letter topic
-    dropped: int = 0  # best effort: dropped for a slow consumer or a full backlog
+    dropped: int = 0  # best effort: events lost (sequence gaps, a full backlog)
     garbage: int = 0  # messages that did not decode
-
-
-class Delivery:
-    """One broker message's events on their way through the listeners (reliable subscriptions).
-
-    ``left`` is the number of events handed to the listeners; when that many are settled the
-    consumer acknowledges the message, or asks for redelivery, or dead-letters the events that
-    failed for good.
-    """
-
-    __slots__ = ("events", "left", "failed", "attempt", "ack", "ref", "_settled")
-
-    def __init__(self, events: list[Event], attempt: int, ack: Callable[[Delivery], None], ref: Any = None) -> None:
-        self.events = events
-        self.ref = ref  # the consumer's handle on the message (its reply subject)
-        self.left = 0
-        self.failed: dict[str, tuple[Event, BaseException]] = {}
-        self.attempt = attempt
-        self.ack = ack
-        # next() on an itertools.count is atomic under the GIL: settling threads need no lock
-        self._settled = count(1)
-
-    def settle_one(self) -> bool:
-        """Count one event settled; True for the last one."""
-        return next(self._settled) == self.left
+    listened: int = 0  # reliable: events whose listeners all returned (or raised)
+    settled: int = 0  # reliable: events of hand-offs settled after their listeners
 
 
 class FabricSubscription(Subscription):
     """A subscription to a pattern on the broker: the local handle plus the broker's side.
 
     Extra attributes: ``delivery`` (``best_effort`` or ``reliable``), ``group`` (consumer group or
-    None), ``stats`` (:class:`SubscriptionStats`). Reliable subscriptions also offer
-    :meth:`lag` (events stored and not yet acknowledged by this subscription's consumers).
+    None), ``stats`` (:class:`SubscriptionStats`), ``handler`` (who takes received events).
+    Reliable subscriptions also offer :meth:`lag`.
     """
 
-    __slots__ = ("delivery", "group", "stats", "exact", "_client", "_user", "_flt", "_pending",
-                 "_seen", "_seen_limit", "consumers")
+    __slots__ = ("_client", "_errors", "_flt", "_pending", "_user", "consumers", "delivery", "exact", "group",
+                 "handler", "stats")
 
     def __init__(self, client: AsyncClient, pattern: Pattern, filter: Filter | None, name: str,
-                 delivery: str, group: str | None, exact: bool, dedupe: int = 200_000) -> None:
+                 delivery: str, group: str | None, exact: bool, handler: EventHandler | None = None) -> None:
         reliable = delivery == RELIABLE
         # The local service applies the filter for best effort; reliable ones filter before the
-        # hand-off so that every handed event reaches the settling listener.
+        # hand-off so that every handed event gets settled.
         super().__init__(client.local, pattern, None if reliable else filter, name)
         self.delivery = delivery
         self.group = group
         self.stats = SubscriptionStats()
         self.exact = exact
+        self.handler: EventHandler = handler if handler is not None else self
         self._client = client
         self._user: tuple[Listener, ...] = ()
         self._flt = filter
-        self._pending: dict[str, Delivery] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._seen_limit = dedupe
+        # id(last event of a hand-off) -> (settle, events): reliable hand-offs not yet through the
+        # listeners (a message's events share one topic, so the local service delivers them in
+        # order, in one go: the last event's last listener returning means all are done)
+        self._pending: dict[int, tuple[Settle, list[Event]]] = {}
+        self._errors: dict[int, BaseException] = {}  # id(event) -> first error, until settled
         self.consumers: list[Any] = []
         self._rebuild()
 
@@ -122,7 +105,7 @@ class FabricSubscription(Subscription):
         if not callable(listener):
             raise TypeError(f"a listener must be callable, got {listener!r}")
         with self._lock:
-            self._user = (*self._user, listener)
+            self._user = (*self._without_early_inbox(self._user, listener), listener)
             self._rebuild()
         return listener
 
@@ -138,10 +121,14 @@ class FabricSubscription(Subscription):
             return True
 
     def _rebuild(self) -> None:
+        user = self._user
         if self.delivery != RELIABLE:
-            self._listeners = self._user
+            self._listeners = user
+        elif not user:
+            # events handed while the last listener was being removed still get settled
+            self._listeners = (self._settle_unheard,)
         else:
-            self._listeners = (*(self._tracked(fn) for fn in self._user), self._settle)
+            self._listeners = (*(self._tracked(fn, False) for fn in user[:-1]), self._tracked(user[-1], True))
 
     def unsubscribe(self) -> None:
         """End the subscription here and on the broker (a group's shared consumers stay)."""
@@ -149,118 +136,96 @@ class FabricSubscription(Subscription):
             super().unsubscribe()
             self._client._forget(self)
 
-    # -- reliable bookkeeping (called from dispatch threads or the loop) --------------------------
+    # -- selection (on the client's loop, by the consumers) ---------------------------------------
 
-    def _tracked(self, fn: Listener) -> Listener:
+    def select(self, events: list[Event]) -> list[Event]:
+        """The events that should reach the handler: exact pattern, and (reliable) the filter."""
+        flt = self._flt if self.delivery == RELIABLE else None
+        if self.exact and flt is None:
+            return events
+        match = None if self.exact else self.pattern.matches
+        chosen = [ev for ev in events if (match is None or match(ev.topic)) and (flt is None or flt(ev))]
+        self.stats.filtered += len(events) - len(chosen)
+        return chosen
+
+    def admit(self, event: Event) -> bool:
+        """True when ``event`` matches the subscription (exact pattern and filter)."""
+        return bool(self.select([event]))
+
+    # -- the default handler: the listeners, through the local service -----------------------------
+
+    def handle(self, events: list[Event], settle: Settle) -> None:
+        """Queue ``events`` for the listeners; for reliable, settle each after its last listener."""
+        if self.delivery == RELIABLE:
+            if not self._user:  # nobody listens: handled
+                for ev in events:
+                    settle(ev)
+                return
+            self._pending[id(events[-1])] = (settle, events)
+        self._client.local.dispatcher.submit_many_to(events, self)
+
+    def _tracked(self, fn: Listener, last: bool) -> Listener:
+        pending = self._pending
+
         def tracked(event: Event) -> Any:
             try:
                 result = fn(event)
             except Exception as exc:
-                self._failed(event, exc)
+                self._note_failure(event, exc)
+                if last:
+                    self.stats.listened += 1
+                    if id(event) in pending:
+                        self._settle(event)
                 raise
             if result is not None and inspect.isawaitable(result):  # isawaitable is slow; most return None
-                return self._tracked_await(result, event)
+                return self._tracked_await(result, event, last)
+            if last:
+                self.stats.listened += 1  # lag in events: what is heard of a message not yet settled
+                if id(event) in pending:
+                    self._settle(event)
             return result
 
         tracked.__qualname__ = getattr(fn, "__qualname__", repr(fn))
         return tracked
 
-    async def _tracked_await(self, result: Awaitable[Any], event: Event) -> Any:
+    async def _tracked_await(self, result: Awaitable[Any], event: Event, last: bool) -> Any:
         try:
             return await result
         except Exception as exc:
-            self._failed(event, exc)
+            self._note_failure(event, exc)
             raise
+        finally:
+            if last:
+                self.stats.listened += 1
+                if id(event) in self._pending:
+                    self._settle(event)
 
-    def _failed(self, event: Event, exc: BaseException) -> None:
-        d = self._pending.get(event.id)
-        if d is not None:
-            d.failed.setdefault(event.id, (event, exc))
-        self.stats.failed += 1
+    def _note_failure(self, event: Event, exc: BaseException) -> None:
+        self._errors.setdefault(id(event), exc)
 
-    def _settle(self, event: Event) -> None:
-        eid = event.id
-        d = self._pending.pop(eid, None)
-        if d is None:
+    def _settle(self, last: Event, heard: bool = True) -> None:
+        """The hand-off ending with ``last`` went through the listeners: settle its events."""
+        entry = self._pending.pop(id(last), None)
+        if entry is None:
             return
-        if not d.failed or eid not in d.failed:  # handled: remember the id (dedupe window)
-            seen = self._seen
-            seen[eid] = None
-            if len(seen) > self._seen_limit:
-                seen.popitem(last=False)
-        if d.settle_one():
-            d.ack(d)
-
-    # -- hand-off (on the client's loop) ------------------------------------------------------------
-
-    def admit(self, event: Event) -> bool:
-        """True when ``event`` should reach the listeners: exact pattern, id not seen, filter."""
-        return bool(self._admitted([event]))
-
-    def _admitted(self, events: list[Event]) -> list[Event]:
-        """The events that should reach the listeners (see :meth:`admit`); counts the others."""
-        seen, pending = self._seen, self._pending
-        flt = self._flt if self.delivery == RELIABLE else None
-        if self.exact and flt is None:
-            ids = list(map(_event_id, events))
-            if seen.keys().isdisjoint(ids) and pending.keys().isdisjoint(ids):  # the usual case, in C
-                return events
-        match = None if self.exact else self.pattern.matches
-        chosen = []
-        filtered = duplicates = 0
+        settle, events = entry
+        if heard:
+            self.stats.settled += len(events)
+        errors = self._errors
+        if not errors:
+            settle.many(events)
+            return
         for ev in events:
-            if match is not None and not match(ev.topic):
-                filtered += 1
-            elif ev.id in seen or ev.id in pending:
-                duplicates += 1
-            elif flt is not None and not flt(ev):
-                filtered += 1
-            else:
-                chosen.append(ev)
-        self.stats.filtered += filtered
-        self.stats.duplicates += duplicates
-        return chosen
+            settle(ev, errors.pop(id(ev), None))
 
-    def hand_best_effort(self, events: list[Event]) -> None:
-        """Queue received best-effort events for the listeners (one hand-off per message)."""
-        self.stats.received += len(events)
-        if not self.exact:
-            match = self.pattern.matches
-            chosen = [ev for ev in events if match(ev.topic)]
-            self.stats.filtered += len(events) - len(chosen)
-            events = chosen
-        self.stats.handed += len(events)
-        self._client.local.dispatcher.submit_many_to(events, self)
-
-    def hand_reliable(self, delivery: Delivery) -> None:
-        """Queue a message's events for the listeners; ``delivery.ack`` runs when all are settled."""
-        self.stats.received += len(delivery.events)
-        chosen = self._admitted(delivery.events)
-        if not chosen:
-            delivery.ack(delivery)
-            return
-        delivery.left = len(chosen)
-        self._pending.update(zip(map(_event_id, chosen), repeat(delivery)))
-        self.stats.handed += len(chosen)
-        self._dispatch(chosen)
-
-    def _dispatch(self, events: list[Event]) -> None:
-        """Hand admitted reliable events to whatever calls the listeners: the local service here;
-        subclasses (trigger executors) may run them their own way and then call :meth:`settle`."""
-        self._client.local.dispatcher.submit_many_to(events, self)
-
-    def settle(self, event: Event, error: BaseException | None = None) -> None:
-        """Record that ``event`` was handled (``error`` None) or failed; acknowledges its message
-        (or asks for redelivery, or dead-letters) once every event of the message is settled."""
-        if error is not None:
-            self._failed(event, error)
-        self._settle(event)
+    def _settle_unheard(self, event: Event) -> None:
+        if id(event) in self._pending:
+            self._settle(event, heard=False)
 
     def lag(self, timeout: float = 5.0) -> int:
-        """Events' messages stored on the broker and not yet acknowledged here (reliable only).
-
-        Counts broker messages (batches), summed over this subscription's consumers. Blocks;
-        from a coroutine on the client's loop use ``await client.lag(sub)``.
+        """Events stored on the broker that this subscription has still to handle (reliable only):
+        those of the messages not yet acknowledged, less the events already handled (docs/fabric.md).
+        Blocks; from a coroutine on the client's loop use ``await client.lag(sub)``.
         """
         return self._client._call_blocking(self._client.lag(self), timeout)
 

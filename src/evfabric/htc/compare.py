@@ -1,6 +1,6 @@
 """Both approaches on the same workers, on an embedded broker, and the figures that compare them.
 
-:func:`compare_on_embedded_broker` starts a :class:`~evfabric.fabric.server.BrokerServer` in a
+:func:`compare_on_embedded_broker` starts a :class:`~evfabric.broker.server.BrokerServer` in a
 temporary directory, runs the job once event-driven and once polled (same config, same workers,
 same seeds), stops the broker, and returns both results. :func:`figures` turns them into
 :class:`~evfabric.benchmarking.Figure` s (each approach against the other; lower is better).
@@ -23,7 +23,7 @@ def compare_on_embedded_broker(cfg: JobConfig, *, processes: int = 1,
 
     ``on_start(approach)`` may return a tick callback (a live display) for that run.
     """
-    from evfabric.fabric.server import BrokerServer
+    from evfabric.broker.server import BrokerServer
 
     results: dict[str, RunResult] = {}
     with BrokerServer() as srv:

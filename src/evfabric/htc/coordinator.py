@@ -24,10 +24,10 @@ import time
 from typing import Any
 
 from evfabric.core.errors import EvfabricError
+from evfabric.htc.link import Body, Link
 from evfabric.htc.model import BATCH, HEARTBEAT, METRIC, TASK, Assignment, ctl_topic, up_pattern
 from evfabric.htc.reconcile import SeqTracker
 from evfabric.htc.status import JobStatus
-from evfabric.htc.transport import Body, Transport
 
 __all__ = ["Coordinator", "EventCoordinator", "PollingCoordinator"]
 
@@ -39,10 +39,10 @@ class Coordinator:
 
     approach = "?"
 
-    def __init__(self, job: str, transport: Transport, plan: dict[str, list[Assignment]], *,
+    def __init__(self, job: str, link: Link, plan: dict[str, list[Assignment]], *,
                  request_timeout: float = 2.0) -> None:
         self.job = job
-        self.transport = transport
+        self.link = link
         self.plan = plan
         self.request_timeout = request_timeout
         self.status = JobStatus(plan)
@@ -69,7 +69,7 @@ class Coordinator:
     async def _request(self, worker: str, body: Body) -> Body:
         self.requests += 1
         try:
-            return await self.transport.request(ctl_topic(self.job, worker), body, self.request_timeout)
+            return await self.link.request(ctl_topic(self.job, worker), body, self.request_timeout)
         except REQUEST_FAILED:
             self.failed_requests += 1
             raise
@@ -92,7 +92,7 @@ class Coordinator:
         """Wait until the status shows every task finished; False on timeout."""
         try:
             await asyncio.wait_for(self._complete.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -121,9 +121,9 @@ class EventCoordinator(Coordinator):
 
     approach = "events"
 
-    def __init__(self, job: str, transport: Transport, plan: dict[str, list[Assignment]], *,
+    def __init__(self, job: str, link: Link, plan: dict[str, list[Assignment]], *,
                  heartbeat: float = 0.5, misses: int = 3, request_timeout: float = 2.0) -> None:
-        super().__init__(job, transport, plan, request_timeout=request_timeout)
+        super().__init__(job, link, plan, request_timeout=request_timeout)
         self.heartbeat = heartbeat
         self.misses = misses
         self.trackers = {w: SeqTracker() for w in plan}
@@ -133,7 +133,7 @@ class EventCoordinator(Coordinator):
         self._reconciling: set[str] = set()
 
     async def start(self) -> None:
-        await self.transport.subscribe(up_pattern(self.job), self._on_message)
+        await self.link.subscribe(up_pattern(self.job), self._on_message)
 
     async def assign(self) -> None:
         await super().assign()
@@ -152,8 +152,8 @@ class EventCoordinator(Coordinator):
 
     def _handle(self, body: Body, now: float) -> None:
         worker = body.get("w")
-        tracker = self.trackers.get(worker)  # type: ignore[arg-type]
-        if tracker is None:
+        tracker = self.trackers.get(worker) if isinstance(worker, str) else None
+        if tracker is None or not isinstance(worker, str):
             return  # not a worker of this job
         kind = body.get("k")
         self.status.seen(worker, now)
@@ -209,9 +209,9 @@ class PollingCoordinator(Coordinator):
 
     approach = "polling"
 
-    def __init__(self, job: str, transport: Transport, plan: dict[str, list[Assignment]], *,
+    def __init__(self, job: str, link: Link, plan: dict[str, list[Assignment]], *,
                  interval: float = 0.5, request_timeout: float = 2.0) -> None:
-        super().__init__(job, transport, plan, request_timeout=request_timeout)
+        super().__init__(job, link, plan, request_timeout=request_timeout)
         self.interval = interval
         self.rounds = 0
         self.round_times: list[float] = []

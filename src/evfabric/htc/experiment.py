@@ -1,6 +1,6 @@
 """Running a job with one approach and measuring it: the experiment behind the demo and the bench.
 
-:func:`run_job` runs one job on given transports (in-process, or a broker with the workers in
+:func:`run_job` runs one job on given links (in-process, or a broker with the workers in
 this process); :func:`run_on_broker` runs it with the workers in child processes, so that the
 coordinator's CPU time is its own. Both return a :class:`RunResult`: whether the final status
 was complete and exact (every task's state as the workers have it), the freshness figures of
@@ -23,8 +23,8 @@ from evfabric.htc.analysis import Timeline, summarise, timeline
 from evfabric.htc.config import APPROACHES, JobConfig
 from evfabric.htc.coordinator import Coordinator, EventCoordinator, PollingCoordinator
 from evfabric.htc.host import HostReport, ProcessHosts, WorkerHost
+from evfabric.htc.link import Link, WireStats
 from evfabric.htc.model import plan_assignments
-from evfabric.htc.transport import Transport, WireStats
 
 __all__ = ["RunResult", "make_coordinator", "run_job", "run_on_broker"]
 
@@ -65,19 +65,19 @@ class RunResult:
         }
 
 
-def make_coordinator(approach: str, cfg: JobConfig, transport: Transport) -> Coordinator:
+def make_coordinator(approach: str, cfg: JobConfig, link: Link) -> Coordinator:
     """The coordinator of ``approach`` for the plan of ``cfg``."""
     plan = plan_assignments(cfg.tasks, cfg.worker_ids, cfg.per_assignment)
     if approach == "events":
-        return EventCoordinator(cfg.job, transport, plan, heartbeat=cfg.worker.heartbeat, misses=cfg.misses,
+        return EventCoordinator(cfg.job, link, plan, heartbeat=cfg.worker.heartbeat, misses=cfg.misses,
                                 request_timeout=cfg.request_timeout)
     if approach == "polling":
-        return PollingCoordinator(cfg.job, transport, plan, interval=cfg.poll_interval,
+        return PollingCoordinator(cfg.job, link, plan, interval=cfg.poll_interval,
                                   request_timeout=cfg.request_timeout)
     raise ConfigError(f"approach must be one of {APPROACHES}, got {approach!r}")
 
 
-async def run_job(approach: str, cfg: JobConfig, coordinator_transport: Transport, hosts: Any, *,
+async def run_job(approach: str, cfg: JobConfig, coordinator_link: Link, hosts: Any, *,
                   on_tick: Tick | None = None, tick_every: float = 0.25) -> RunResult:
     """Run the job of ``cfg`` with ``approach`` and measure it.
 
@@ -85,10 +85,10 @@ async def run_job(approach: str, cfg: JobConfig, coordinator_transport: Transpor
     ``on_tick(coordinator)`` is called every ``tick_every`` s (a live display); its CPU time is
     not charged to the coordinator.
     """
-    coord = make_coordinator(approach, cfg, coordinator_transport)
+    coord = make_coordinator(approach, cfg, coordinator_link)
     await coord.start()
     await hosts.start()
-    wire0 = WireStats().add(coordinator_transport.stats)
+    wire0 = WireStats().add(coordinator_link.stats)
     tick_cpu = [0.0]
 
     async def ticking() -> None:
@@ -113,7 +113,7 @@ async def run_job(approach: str, cfg: JobConfig, coordinator_transport: Transpor
     reports = await hosts.stop()
     if isinstance(reports, HostReport):
         reports = [reports]
-    wire = WireStats().add(coordinator_transport.stats)
+    wire = WireStats().add(coordinator_link.stats)
     wire.messages -= wire0.messages
     wire.bytes -= wire0.bytes
     for r in reports:
@@ -146,14 +146,14 @@ def _truth(cfg: JobConfig, reports: list[HostReport]) -> tuple[np.ndarray, np.nd
 def run_on_broker(approach: str, cfg: JobConfig, url: str, *, processes: int = 1,
                   on_tick: Tick | None = None) -> RunResult:
     """Run on the broker at ``url``: workers in ``processes`` child processes, coordinator here."""
-    from evfabric.htc.nats_transport import NatsTransport
+    from evfabric.htc.fabric_link import FabricLink
 
     async def main() -> RunResult:
-        transport = await NatsTransport.connect(url, f"htc-coordinator-{approach}")
+        link = await FabricLink.connect(url, f"htc-coordinator-{approach}")
         try:
             hosts = ProcessHosts(cfg, url, approach=approach, processes=processes)
-            return await run_job(approach, cfg, transport, hosts, on_tick=on_tick)
+            return await run_job(approach, cfg, link, hosts, on_tick=on_tick)
         finally:
-            await transport.close()
+            await link.close()
 
     return asyncio.run(main())

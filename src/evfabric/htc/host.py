@@ -1,4 +1,4 @@
-"""Hosting many workers (and the relays) in one process, on one transport.
+"""Hosting many workers (and the relays) in one process, on one link.
 
 A :class:`WorkerHost` builds the workers named by a :class:`~evfabric.htc.config.JobConfig`
 (all, or a slice), gives each its simulated runner and its (possibly lossy) link, and starts,
@@ -15,9 +15,9 @@ from typing import Any
 
 from evfabric.core.errors import NotFound
 from evfabric.htc.config import JobConfig
+from evfabric.htc.link import Link, LossyLink, WireStats
 from evfabric.htc.relay import Relay
 from evfabric.htc.runners import SimulatedRunner
-from evfabric.htc.transport import LossyTransport, Transport, WireStats
 from evfabric.htc.worker import Worker
 
 __all__ = ["HostReport", "ProcessHosts", "WorkerHost", "host_process"]
@@ -35,22 +35,22 @@ class HostReport:
 class WorkerHost:
     """Workers ``indices`` of the job (default: all) and, if ``with_relays``, its relays."""
 
-    def __init__(self, cfg: JobConfig, transport: Transport, *, approach: str,
+    def __init__(self, cfg: JobConfig, link: Link, *, approach: str,
                  indices: list[int] | None = None, with_relays: bool = True) -> None:
         self.cfg = cfg
-        self.transport = transport
+        self.link = link
         # the polling baseline runs the same workers with reporting switched off
         wcfg = cfg.worker if approach == "events" else replace(cfg.worker, emit="none")
         ids = cfg.worker_ids
         self.workers: dict[str, Worker] = {}
         for i in indices if indices is not None else range(cfg.workers):
-            link: Transport = transport
+            worker_link: Link = link
             if cfg.loss > 0:
-                link = LossyTransport(transport, cfg.loss, seed=cfg.seed * 1_000_003 + i)
+                worker_link = LossyLink(link, cfg.loss, seed=cfg.seed * 1_000_003 + i)
             runner = SimulatedRunner(cfg.task_time, cfg.fail_rate, seed=cfg.seed * 7919 + i)
-            self.workers[ids[i]] = Worker(ids[i], cfg.job, link, runner, wcfg, uplink=cfg.uplink(i), seed=cfg.seed + i)
+            self.workers[ids[i]] = Worker(ids[i], cfg.job, worker_link, runner, wcfg, uplink=cfg.uplink(i), seed=cfg.seed + i)
         self.relays = [
-            Relay(r, cfg.job, transport, mode=cfg.relay_mode, interval=cfg.relay_interval)
+            Relay(r, cfg.job, link, mode=cfg.relay_mode, interval=cfg.relay_interval)
             for r in (cfg.relay_ids if with_relays and approach == "events" else [])
         ]
 
@@ -60,7 +60,7 @@ class WorkerHost:
             await relay.start()
         for worker in self.workers.values():
             await worker.start()
-        await self.transport.flush()
+        await self.link.flush()
 
     async def kill(self, worker_id: str) -> None:
         """Crash one worker (no more messages, no more replies)."""
@@ -76,10 +76,10 @@ class WorkerHost:
                 await worker.stop()
         for relay in self.relays:
             await relay.stop()
-        await self.transport.flush()
+        await self.link.flush()
         truth = {w.id: (list(w.tasks), bytes(w.states), list(w.started_at), list(w.ended_at))
                  for w in self.workers.values()}
-        return HostReport(truth, WireStats().add(self.transport.stats), sum(r.sent for r in self.relays))
+        return HostReport(truth, WireStats().add(self.link.stats), sum(r.sent for r in self.relays))
 
 
 def host_process(url: str, cfg: JobConfig, approach: str, indices: list[int], with_relays: bool, conn: Any) -> None:
@@ -93,10 +93,10 @@ def host_process(url: str, cfg: JobConfig, approach: str, indices: list[int], wi
 
 async def _serve_commands(url: str, cfg: JobConfig, approach: str, indices: list[int], with_relays: bool,
                           conn: Any) -> None:
-    from evfabric.htc.nats_transport import NatsTransport
+    from evfabric.htc.fabric_link import FabricLink
 
-    transport = await NatsTransport.connect(url, f"htc-host-{indices[0] if indices else 0}")
-    host = WorkerHost(cfg, transport, approach=approach, indices=indices, with_relays=with_relays)
+    link = await FabricLink.connect(url, f"htc-host-{indices[0] if indices else 0}")
+    host = WorkerHost(cfg, link, approach=approach, indices=indices, with_relays=with_relays)
     await host.start()
     conn.send("ready")
     loop = asyncio.get_running_loop()
@@ -110,7 +110,7 @@ async def _serve_commands(url: str, cfg: JobConfig, approach: str, indices: list
                 conn.send(await host.stop())
                 return
     finally:
-        await transport.close()
+        await link.close()
 
 
 class ProcessHosts:

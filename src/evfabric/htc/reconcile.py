@@ -17,7 +17,7 @@ __all__ = ["SeqTracker"]
 class SeqTracker:
     """Sequence bookkeeping for one worker."""
 
-    __slots__ = ("watermark", "highest", "_above", "lost_noticed")
+    __slots__ = ("_above", "highest", "lost_noticed", "watermark")
 
     def __init__(self) -> None:
         self.watermark = 0  # every number <= watermark is accounted for

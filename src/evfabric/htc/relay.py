@@ -16,8 +16,8 @@ import contextlib
 from typing import Any
 
 from evfabric.core.errors import ConfigError
+from evfabric.htc.link import Body, Link
 from evfabric.htc.model import BATCH, relay_pattern, relay_topic, up_topic
-from evfabric.htc.transport import Body, Transport
 
 __all__ = ["Relay"]
 
@@ -29,7 +29,7 @@ class Relay:
         self,
         relay_id: str,
         job: str,
-        transport: Transport,
+        link: Link,
         *,
         uplink: str | None = None,
         mode: str = "batch",
@@ -42,7 +42,7 @@ class Relay:
             raise ConfigError(f"need interval > 0 and max_batch >= 1 (got {interval}, {max_batch})")
         self.id = relay_id
         self.job = job
-        self.transport = transport
+        self.link = link
         self.uplink = uplink or up_topic(job, relay_id)
         self.mode = mode
         self.interval = interval
@@ -59,7 +59,7 @@ class Relay:
 
     async def start(self) -> None:
         """Subscribe to this relay's inputs and start forwarding."""
-        await self.transport.subscribe(relay_pattern(self.job, self.id), self._on_message)
+        await self.link.subscribe(relay_pattern(self.job, self.id), self._on_message)
         run = self._forward_each if self.mode == "individual" else self._forward_batches
         self._task = asyncio.get_running_loop().create_task(run())
 
@@ -70,7 +70,7 @@ class Relay:
     async def _forward_each(self) -> None:
         while True:
             body = await self._queue.get()
-            await self.transport.publish(self.uplink, body)
+            await self.link.publish(self.uplink, body)
             self.sent += 1
 
     async def _forward_batches(self) -> None:
@@ -84,7 +84,7 @@ class Relay:
                     break
                 try:
                     self._take(self._items, await asyncio.wait_for(self._queue.get(), left))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             items, self._items = self._items, []
             await self._send(items)
@@ -98,7 +98,7 @@ class Relay:
 
     async def _send(self, items: list[Any]) -> None:
         if items:
-            await self.transport.publish(self.uplink, {"k": BATCH, "via": self.id, "items": items})
+            await self.link.publish(self.uplink, {"k": BATCH, "via": self.id, "items": items})
             self.sent += 1
 
     async def stop(self) -> None:
@@ -114,4 +114,4 @@ class Relay:
             await self._send(rest)
         else:
             for body in rest:
-                await self.transport.publish(self.uplink, body)
+                await self.link.publish(self.uplink, body)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evfabric.core.errors import ConfigError
+from evfabric.htc.link import Body, Link
 from evfabric.htc.model import (
     DONE,
     FAILED,
@@ -48,7 +49,6 @@ from evfabric.htc.model import (
     up_topic,
 )
 from evfabric.htc.thresholds import DEFAULT_THRESHOLDS, HostMetrics, SimulatedMetrics, Threshold, ThresholdSpec
-from evfabric.htc.transport import Body, Transport
 
 __all__ = ["EMIT_MODES", "Worker", "WorkerConfig"]
 
@@ -87,7 +87,7 @@ class Worker:
         self,
         worker_id: str,
         job: str,
-        transport: Transport,
+        link: Link,
         runner: TaskRunner,
         config: WorkerConfig = WorkerConfig(),
         *,
@@ -96,7 +96,7 @@ class Worker:
     ) -> None:
         self.id = worker_id
         self.job = job
-        self.transport = transport
+        self.link = link
         self.runner = runner
         self.config = config
         self.uplink = uplink or up_topic(job, worker_id)
@@ -127,7 +127,7 @@ class Worker:
 
     async def start(self) -> None:
         """Serve the control topic and start heartbeats, metrics and the interval flusher."""
-        await self.transport.serve(self.ctl, self._handle)
+        await self.link.serve(self.ctl, self._handle)
         self.alive = True
         cfg = self.config
         if cfg.emit != "none":
@@ -167,7 +167,7 @@ class Worker:
                 await task
         self._background.clear()
         self._slots.clear()
-        await self.transport.unserve(self.ctl)
+        await self.link.unserve(self.ctl)
 
     # -- requests -----------------------------------------------------------------------------------
 
@@ -281,11 +281,11 @@ class Worker:
             self.seq += 1
             body["s"] = self.seq
             body["t"] = time.time()
-            await self.transport.publish(self.uplink, body)
+            await self.link.publish(self.uplink, body)
 
     async def _heartbeat(self) -> None:
         async with self._send_lock:
-            await self.transport.publish(self.uplink, {"k": HEARTBEAT, "w": self.id, "s": self.seq, "t": time.time()})
+            await self.link.publish(self.uplink, {"k": HEARTBEAT, "w": self.id, "s": self.seq, "t": time.time()})
 
     async def _sample_metrics(self) -> None:
         self.metrics = self.read_metrics()

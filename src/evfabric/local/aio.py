@@ -8,6 +8,7 @@ be published from the loop or from any other thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -19,19 +20,21 @@ from evfabric.local.dispatch import Dispatcher, Item
 from evfabric.local.overflow import Overflow
 
 if TYPE_CHECKING:
-    from evfabric.local.service import EventService
+    from evfabric.local.delivery import Delivery
     from evfabric.local.subscription import Subscription
 
 __all__ = ["AsyncioDispatcher"]
+
+log = logging.getLogger("evfabric.local")
 
 
 class AsyncioDispatcher(Dispatcher):
     """Delivers on ``loop`` (the running loop at construction, or the one of the first ``drain``)."""
 
     def __init__(
-        self, service: EventService, capacity: int, overflow: Overflow, loop: asyncio.AbstractEventLoop | None
+        self, delivery: Delivery, capacity: int, overflow: Overflow, loop: asyncio.AbstractEventLoop | None = None
     ) -> None:
-        super().__init__(service, capacity, overflow)
+        super().__init__(delivery, capacity, overflow)
         self._queue: deque[Item] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -107,7 +110,8 @@ class AsyncioDispatcher(Dispatcher):
     async def _run(self) -> None:
         assert self._wakeup is not None and self._idle is not None
         q = self._queue
-        adeliver = self.service._adeliver
+        d = self.delivery
+        adeliver = d.adeliver
         while True:
             if not q:
                 self._idle.set()
@@ -129,6 +133,8 @@ class AsyncioDispatcher(Dispatcher):
                     self.delivered += await adeliver(event, sub)
             else:
                 self.delivered += await adeliver(item, None)
+            if d.losses:
+                d.report()
 
     async def drain(self) -> int:
         """Wait until everything queued is delivered; return the listener calls made meanwhile."""
@@ -159,8 +165,8 @@ class AsyncioDispatcher(Dispatcher):
         if drain and loop is not None and loop.is_running() and not _in_loop(loop):
             try:
                 self.process_events(timeout)
-            except Exception:
-                pass
+            except Exception as exc:  # closing goes on; say what was left undelivered
+                log.warning("asyncio dispatcher: draining at close failed (%d events pending): %r", self.pending(), exc)
         self._closed = True
         self._wake()
         with self._room:

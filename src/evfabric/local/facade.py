@@ -34,7 +34,7 @@ __all__ = [
 class EventListener(Protocol):
     """CCA's listener interface."""
 
-    def processEvent(self, topicName: str, theEvent: Event) -> None:  # noqa: N802, N803
+    def processEvent(self, topicName: str, theEvent: Event) -> None:
         ...
 
 
@@ -45,10 +45,10 @@ class Topic:
         self._service = service
         self._name = name
 
-    def getTopicName(self) -> str:  # noqa: N802
+    def getTopicName(self) -> str:
         return self._name
 
-    def sendEvent(self, header: dict[str, Any] | None = None, body: Body | None = None) -> Event:  # noqa: N802
+    def sendEvent(self, header: dict[str, Any] | None = None, body: Body | None = None) -> Event:
         """Publish an event: ``header`` holds header fields (``source``, ``type``, extras...)."""
         return self._service.publish(self._name, body, **(header or {}))
 
@@ -60,10 +60,10 @@ class Subscription:
         self._inner = inner
         self._keyed: dict[str, Any] = {}
 
-    def getSubscriptionName(self) -> str:  # noqa: N802
+    def getSubscriptionName(self) -> str:
         return self._inner.pattern.text
 
-    def registerEventListener(self, listenerKey: str, theListener: EventListener) -> None:  # noqa: N802, N803
+    def registerEventListener(self, listenerKey: str, theListener: EventListener) -> None:
         """Call ``theListener.processEvent(topic, event)`` for each matching event."""
         self.unregisterEventListener(listenerKey)
 
@@ -73,7 +73,7 @@ class Subscription:
         self._keyed[listenerKey] = adapter
         self._inner.add_listener(adapter)
 
-    def unregisterEventListener(self, listenerKey: str) -> None:  # noqa: N802, N803
+    def unregisterEventListener(self, listenerKey: str) -> None:
         adapter = self._keyed.pop(listenerKey, None)
         if adapter is not None:
             self._inner.remove_listener(adapter)
@@ -86,18 +86,18 @@ class PublisherEventService:
         self._service = service
         self._topics: dict[str, Topic] = {}
 
-    def createTopic(self, topicName: str) -> Topic:  # noqa: N802, N803
+    def createTopic(self, topicName: str) -> Topic:
         check_publishable(topicName)
         return self._topics.setdefault(topicName, Topic(self._service, topicName))
 
-    def getTopic(self, topicName: str) -> Topic:  # noqa: N802, N803
+    def getTopic(self, topicName: str) -> Topic:
         """The topic, created on first use."""
         return self.createTopic(topicName)
 
-    def existsTopic(self, topicName: str) -> bool:  # noqa: N802, N803
+    def existsTopic(self, topicName: str) -> bool:
         return topicName in self._topics or topicName in self._service.topics
 
-    def releaseTopic(self, topicName: str) -> None:  # noqa: N802, N803
+    def releaseTopic(self, topicName: str) -> None:
         if self._topics.pop(topicName, None) is None:
             raise NotFound(f"topic {topicName!r} was not created through this publisher")
 
@@ -109,18 +109,18 @@ class SubscriberEventService:
         self._service = service
         self._subs: dict[str, Subscription] = {}
 
-    def getSubscription(self, topicName: str) -> Subscription:  # noqa: N802, N803
+    def getSubscription(self, topicName: str) -> Subscription:
         """A subscription to ``topicName`` (a pattern with ``?`` and ``*``), made on first use."""
         sub = self._subs.get(topicName)
         if sub is None:
             sub = self._subs[topicName] = Subscription(self._service.subscribe(topicName))
         return sub
 
-    def releaseSubscription(self, theSubscription: Subscription) -> None:  # noqa: N802, N803
+    def releaseSubscription(self, theSubscription: Subscription) -> None:
         self._subs.pop(theSubscription.getSubscriptionName(), None)
         theSubscription._inner.unsubscribe()
 
-    def processEvents(self) -> int:  # noqa: N802
+    def processEvents(self) -> int:
         """Flush queued events to listeners; return the listener calls made."""
         return self._service.process_events()
 

@@ -14,3 +14,6 @@ EVENTS_EXPIRED = "cca.events.expired"
 """Events outlived their ttl before delivery (body: ``count``, ``topics``)."""
 LISTENER_FAILED = "cca.listener.failed"
 """A listener raised (body: ``subscription``, ``listener``, ``event_id``, ``topic``, ``error``)."""
+FILTER_ERROR = "cca.filter.error"
+"""A subscription's filter failed on an event, the first time only (body: ``subscription``,
+``filter``, ``error``, ``event_id``, ``topic``); later failures are counted in ``filter_errors``."""

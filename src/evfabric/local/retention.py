@@ -7,10 +7,10 @@ at most ``max_events`` per topic). An event's own ``ttl`` header, when shorter, 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
+from evfabric.core.clocks import SYSTEM_CLOCK, Clock
 from evfabric.core.errors import ConfigError
 from evfabric.core.event import Event
 from evfabric.core.index import PatternIndex
@@ -36,9 +36,10 @@ class Retention:
 
 
 class RetainedEvents:
-    """The store of retained events, per topic, pruned by age and count. Thread-safe."""
+    """The store of retained events, per topic, pruned by age (on ``clock``) and count. Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._rules: PatternIndex[Retention] = PatternIndex()
         self._by_topic: dict[str, deque[tuple[float, Event]]] = {}
         self._lock = threading.Lock()
@@ -69,7 +70,7 @@ class RetainedEvents:
         """Unexpired retained events on topics matching ``pattern`` (published after ``since``),
         in publish order (by id)."""
         pattern = pattern if isinstance(pattern, Pattern) else Pattern(pattern)
-        now = time.time()
+        now = self.clock.time()
         out: list[Event] = []
         with self._lock:
             for topic, q in list(self._by_topic.items()):
@@ -85,7 +86,7 @@ class RetainedEvents:
 
     def prune(self) -> int:
         """Drop expired events now; return how many were dropped."""
-        now = time.time()
+        now = self.clock.time()
         dropped = 0
         with self._lock:
             for topic, q in list(self._by_topic.items()):

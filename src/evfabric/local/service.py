@@ -22,36 +22,50 @@ Semantics:
   user code may subscribe there, not publish.
 * **Retention.** ``retain("pattern", ttl=...)`` keeps recent events so a late subscriber can
   ask for them (``recent()``, or ``subscribe(..., replay=True)``).
+* **Time.** TTLs and retention read the service's ``clock`` (default: the system clock); tests
+  pass a :class:`~evfabric.core.clocks.ManualClock` and advance it instead of sleeping.
+* **Filters.** A CEL filter naming something a filter cannot see is refused at ``subscribe``; one
+  that fails on an event does not match it, and its first failure is published once as
+  ``cca.filter.error`` (and counted in ``stats.filter_errors``).
+
+The service builds the events and the subscriptions; a dispatcher (the ``mode``'s, or the
+``dispatcher`` factory given) decides when and on which thread a
+:class:`~evfabric.local.delivery.Delivery` calls the listeners.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
-from collections import Counter
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any, Literal
 
+from evfabric.core import ids as _ids
+from evfabric.core.clocks import SYSTEM_CLOCK, Clock
 from evfabric.core.errors import ConfigError, ServiceClosed
-from evfabric.core.event import DEFAULT_TYPE, Body, Event, check_body, check_header, stamp
+from evfabric.core.event import _SCALARS, DEFAULT_TYPE, Body, Event, check_body, check_header, stamp
 from evfabric.core.filters import Filter
 from evfabric.core.index import PatternIndex
 from evfabric.core.topics import Pattern, check_publishable
 from evfabric.local import framework_events as cca
+from evfabric.local.delivery import Delivery
 from evfabric.local.dispatch import Dispatcher, SyncDispatcher, ThreadPoolDispatcher
 from evfabric.local.overflow import Overflow, parse_overflow
 from evfabric.local.retention import RetainedEvents, Retention
 from evfabric.local.subscription import Listener, Subscription
 
-__all__ = ["EventService", "ServiceStats"]
+__all__ = ["DispatcherFactory", "EventService", "ServiceStats"]
 
 log = logging.getLogger("evfabric.local")
+_time_ns = time.time_ns
 
 Mode = Literal["sync", "threads", "asyncio"]
+DispatcherFactory = Callable[[Delivery, int, Overflow], Dispatcher]
+"""Builds a dispatcher from the service's delivery, queue bound and overflow policy."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,9 @@ class EventService:
     :param max_workers: the most threads the pool may grow to under demand (default ``4 * workers``).
     :param scheduling: ``"shared"`` (work queue) or ``"round_robin"`` (per-thread queues), threads mode.
     :param loop: the asyncio loop to deliver on (asyncio mode; default: the running loop).
+    :param clock: the wall clock for TTLs and retention (default: the system clock).
+    :param dispatcher: a factory ``(delivery, queue_size, overflow) -> Dispatcher`` used instead
+        of the ``mode``'s dispatcher.
     """
 
     def __init__(
@@ -94,6 +111,8 @@ class EventService:
         max_workers: int | None = None,
         scheduling: Literal["shared", "round_robin"] = "shared",
         loop: asyncio.AbstractEventLoop | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        dispatcher: DispatcherFactory | None = None,
     ) -> None:
         check_header(source=source)
         if not isinstance(queue_size, int) or queue_size < 1:
@@ -101,25 +120,23 @@ class EventService:
         policy = parse_overflow(overflow)
         self.source = source
         self.mode = mode
+        self.clock = clock
         self._index: PatternIndex[Subscription] = PatternIndex()
         self._match = self._index.match
         self._topics: set[str] = set()
         self._seq = count(1)
         self._names = count(1)
         self._lock = threading.RLock()
-        self._retained = RetainedEvents()
+        self._retained = RetainedEvents(clock)
         self._retaining = False
         self._closed = False
         self._published = 0
-        self._expired = 0
-        self._listener_errors = 0
-        self._drops: Counter[str] = Counter()
-        self._dropped_total = 0
-        self._expired_topics: Counter[str] = Counter()
-        self._report_lock = threading.Lock()
+        self._delivery = Delivery(self._index, clock, self.emit)
         self._dispatcher: Dispatcher
-        if mode == "sync":
-            self._dispatcher = SyncDispatcher(self, queue_size, policy)
+        if dispatcher is not None:
+            self._dispatcher = dispatcher(self._delivery, queue_size, policy)
+        elif mode == "sync":
+            self._dispatcher = SyncDispatcher(self._delivery, queue_size, policy)
         elif mode == "threads":
             if not isinstance(workers, int) or workers < 1:
                 raise ConfigError(f"workers must be a positive int, got {workers!r}")
@@ -128,15 +145,17 @@ class EventService:
                 raise ConfigError(f"max_workers must be an int >= workers ({workers}), got {max_workers!r}")
             if scheduling not in ("shared", "round_robin"):
                 raise ConfigError(f"scheduling must be 'shared' or 'round_robin', got {scheduling!r}")
-            self._dispatcher = ThreadPoolDispatcher(self, queue_size, policy, workers, top, scheduling)
+            self._dispatcher = ThreadPoolDispatcher(self._delivery, queue_size, policy, workers, top, scheduling)
         elif mode == "asyncio":
             from evfabric.local.aio import AsyncioDispatcher
 
-            self._dispatcher = AsyncioDispatcher(self, queue_size, policy, loop)
+            self._dispatcher = AsyncioDispatcher(self._delivery, queue_size, policy, loop)
         else:
             raise ConfigError(f"mode must be 'sync', 'threads' or 'asyncio', got {mode!r}")
         self._submit = self._dispatcher.submit
-        self._match_cache = self._index._cache  # read directly on the hot path; cleared in place on changes
+        self._lane = self._dispatcher.lane
+        # one call less per flush: the dispatcher's method is this instance's process_events
+        self.process_events = self._dispatcher.process_events  # type: ignore[method-assign]
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -151,25 +170,59 @@ class EventService:
             self._admit_topic(topic)
         if body is None:
             body = {}
+        elif type(body) is not dict:
+            check_body(body)  # raises
         else:
-            check_body(body)
+            for name, value in body.items():  # check_body's flat case, written out (a call is a tenth)
+                if type(value) not in _SCALARS or type(name) is not str:
+                    check_body(body)
+                    break
         if header:
             event = self._event_with_header(topic, body, header)
         else:
-            eid, now = stamp()
-            event = Event(id=eid, topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
+            # ids.stamp(), written out (see evfabric.core.ids): a call and a tuple less per event
+            us = _time_ns() // 1000
+            st = _ids._state
+            if us < st[0] and (suffix := next(st[2], None)) is not None:
+                eid = st[1] + suffix
+            else:
+                eid = _ids.slow_id(us, st)
+            event = Event(id=eid, topic=topic, source=self.source, time=us / 1_000_000, seq=next(self._seq), body=body)
         self._published += 1
         if self._retaining:
             self._retained.offer(event)
-        self._submit(event)
+        lane = self._lane
+        if lane is not None and len(lane) < lane.room:
+            lane.append(event)
+        else:
+            self._submit(event)
         return event
+
+    def publish_many(self, topic: str, bodies: Iterable[Body], **header: Any) -> list[Event]:
+        """Publish one event per body on ``topic`` with the same ``header``; return the events.
+
+        As many :meth:`publish` calls (the :class:`~evfabric.bus.Bus` batch entry point).
+        """
+        publish = self.publish
+        return [publish(topic, body, **header) for body in bodies]
 
     async def apublish(self, topic: str, body: Body | None = None, **header: Any) -> Event:
         """Like :meth:`publish`, but in asyncio mode waits (without blocking the loop) for room."""
-        waiter = getattr(self._dispatcher, "wait_for_room", None)
-        if waiter is not None:
-            await waiter()
+        await self._dispatcher.wait_for_room()
         return self.publish(topic, body, **header)
+
+    def next_seq(self) -> int:
+        """The next value of this service's Lamport clock (the ``seq`` header of its events)."""
+        return next(self._seq)
+
+    def build_event(self, topic: str, body: Body, header: dict[str, Any]) -> Event:
+        """A stamped event on ``topic`` with ``header`` validated (``source`` defaults to the
+        service's); ``topic`` and ``body`` are not checked here. For clients that send it elsewhere."""
+        return self._event_with_header(topic, body, header)
+
+    def hand_over(self, events: Sequence[Event], subscription: Subscription) -> None:
+        """Queue already-received ``events`` for ``subscription`` only (the fabric's hand-off), unbounded."""
+        self._dispatcher.submit_many_to(events, subscription)
 
     def _event_with_header(self, topic: str, body: Body, header: dict[str, Any]) -> Event:
         fields = dict(header)
@@ -243,12 +296,16 @@ class EventService:
         sub = Subscription(self, pat, flt, name or f"sub-{next(self._names)}")
         if listener is not None:
             sub.add_listener(listener)
+        else:
+            sub._pull(early=True)  # keep events for sub.next() / events() / async for
         with self._lock:
             sub._handle = self._index.add(pat, sub)
         if replay:
             retained = self._retained.recent(pat)
             if retained:
                 self._dispatcher.submit_many_to(retained, sub)
+        if flt is not None:
+            self._watch_filter(sub, flt)
         self._announce(sub)
         return sub
 
@@ -261,10 +318,19 @@ class EventService:
         """
         if self._closed:
             raise ServiceClosed("the event service is closed")
+        if sub.filter is not None:
+            self._watch_filter(sub, sub.filter)
         with self._lock:
             sub._handle = self._index.add(sub.pattern, sub)
         self._announce(sub)
         return sub
+
+    def _watch_filter(self, sub: Subscription, flt: Filter) -> None:
+        def failed(flt: Filter, event: Event, error: str) -> None:
+            self.emit(cca.FILTER_ERROR, {"subscription": sub.name, "filter": flt.expression, "error": error,
+                                         "event_id": event.id, "topic": event.topic})
+
+        flt.on_error = failed
 
     def _announce(self, sub: Subscription) -> None:
         # Subclasses that filter before the hand-off (fabric subscriptions) name their filter here.
@@ -298,7 +364,7 @@ class EventService:
         """Retained, unexpired events on topics matching ``pattern``, oldest first."""
         return self._retained.recent(pattern, since)
 
-    # -- delivery (called by dispatchers) --------------------------------------------------------
+    # -- delivery ------------------------------------------------------------------------------
 
     def process_events(self, timeout: float | None = None) -> int:
         """Deliver queued events; return how many listener calls were made (CCA processEvents).
@@ -307,135 +373,16 @@ class EventService:
         delivered everything queued so far (or ``timeout``). Asyncio mode: the same, from another
         thread (on the loop itself use ``await service.drain()``).
         """
-        calls = self._dispatcher.process_events(timeout)
-        if self._drops or self._expired_topics:
-            self._report()
-        return calls
+        return self._dispatcher.process_events(timeout)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Deliver every event queued so far (sync mode: in this thread; else wait, at most
+        ``timeout``): the :class:`~evfabric.bus.Bus` flush, which in process means delivered."""
+        self._dispatcher.process_events(timeout)
 
     async def drain(self) -> int:
         """Asyncio mode: wait until everything queued is delivered; return listener calls made."""
-        drain = getattr(self._dispatcher, "drain", None)
-        if drain is None:
-            return self.process_events()
-        calls = await drain()
-        self._report()
-        return int(calls)
-
-    def _targets(self, event: Event) -> tuple[Subscription, ...]:
-        subs = self._match(event.topic)
-        if subs and event.ttl is not None and event.expired():
-            self._note_expired(event)
-            return ()
-        return subs
-
-    def _deliver(self, event: Event) -> int:
-        # The listener loop is inlined here and in _deliver_to (not a shared helper): on the
-        # hot path a Python call per event and subscription costs ~10% of delivery.
-        subs = self._match_cache.get(event.topic)
-        if subs is None:
-            subs = self._match(event.topic)
-        if not subs:
-            return 0
-        if event.ttl is not None and event.expired():
-            self._note_expired(event)
-            return 0
-        calls = 0
-        for sub in subs:
-            flt = sub.filter
-            if flt is not None and not flt(event):
-                continue
-            for listener in sub._listeners:
-                try:
-                    listener(event)
-                except Exception as exc:
-                    self._listener_failed(sub, listener, event, exc)
-                calls += 1
-        return calls
-
-    def _deliver_to(self, events: Sequence[Event], sub: Subscription) -> int:
-        """Deliver ``events`` (in order) to ``sub`` only: replays and the fabric's hand-offs.
-
-        One call per batch; the subscription's state (active, listeners) is read per event, so
-        that unsubscribing or removing a listener takes effect within a batch as it would between
-        single events.
-        """
-        calls = 0
-        flt = sub.filter
-        for event in events:
-            if not sub.active:
-                break
-            if flt is not None and not flt(event):
-                continue
-            for listener in sub._listeners:
-                try:
-                    listener(event)
-                except Exception as exc:
-                    self._listener_failed(sub, listener, event, exc)
-                calls += 1
-        return calls
-
-    async def _adeliver(self, event: Event, only: Subscription | None) -> int:
-        """Deliver one event on an asyncio loop, awaiting awaitable results in order."""
-        subs = self._targets(event) if only is None else ((only,) if only.active else ())
-        calls = 0
-        for sub in subs:
-            if sub.filter is not None and not sub.filter(event):
-                continue
-            for listener in sub._listeners:
-                try:
-                    result = listener(event)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception as exc:
-                    self._listener_failed(sub, listener, event, exc)
-                calls += 1
-        return calls
-
-    # -- accounting and framework events -----------------------------------------------------
-
-    def _listener_failed(self, sub: Subscription, listener: Callable[..., Any], event: Event, exc: Exception) -> None:
-        self._listener_errors += 1
-        name = getattr(listener, "__qualname__", repr(listener))
-        log.error("listener %s of %s failed on %s %s: %r", name, sub.name, event.topic, event.id, exc)
-        if event.topic != cca.LISTENER_FAILED:  # a failing failure-listener must not loop
-            self.emit(
-                cca.LISTENER_FAILED,
-                {
-                    "subscription": sub.name,
-                    "listener": name,
-                    "event_id": event.id,
-                    "topic": event.topic,
-                    "error": f"{type(exc).__name__}: {exc}",
-                },
-            )
-
-    def _note_drop(self, event: Event, policy: Overflow) -> None:
-        with self._report_lock:
-            self._drops[event.topic] += 1
-            self._dropped_total += 1
-        self._drop_policy = policy.value
-
-    def _note_expired(self, event: Event) -> None:
-        with self._report_lock:
-            self._expired += 1
-            self._expired_topics[event.topic] += 1
-
-    def _report(self) -> None:
-        """Publish one summary event for the drops and expiries noted since the last report."""
-        if not (self._drops or self._expired_topics):
-            return
-        with self._report_lock:
-            drops, self._drops = self._drops, Counter()
-            expired, self._expired_topics = self._expired_topics, Counter()
-        if drops:
-            self.emit(
-                cca.EVENTS_DROPPED,
-                {"count": sum(drops.values()), "policy": getattr(self, "_drop_policy", ""), "topics": dict(drops)},
-            )
-        if expired:
-            self.emit(cca.EVENTS_EXPIRED, {"count": sum(expired.values()), "topics": dict(expired)})
-        if self.mode == "sync":
-            self._dispatcher.process_events()
+        return await self._dispatcher.drain()
 
     def emit(self, topic: str, body: Body) -> None:
         """Publish a framework event (``topic`` in the reserved ``cca`` group), only when someone
@@ -445,30 +392,25 @@ class EventService:
             return
         eid, now = stamp()
         event = Event(id=eid, topic=topic, source=self.source, time=now, seq=next(self._seq), body=body)
-        disp = self._dispatcher
-        if isinstance(disp, SyncDispatcher):
-            disp._queue.append(event)
-        else:
-            for sub in subs:
-                disp.submit_to(event, sub)
+        self._dispatcher.submit_framework(event, subs)
 
     # -- state ----------------------------------------------------------------------------------
 
     @property
     def stats(self) -> ServiceStats:
         """Counters: published, delivered (listener calls), dropped, expired, errors, pending..."""
-        disp = self._dispatcher
+        disp, d = self._dispatcher, self._delivery
         return ServiceStats(
             published=self._published,
             delivered=disp.delivered,
-            dropped=self._dropped_total,
-            expired=self._expired,
-            listener_errors=self._listener_errors,
+            dropped=d.dropped,
+            expired=d.expired,
+            listener_errors=d.listener_errors,
             filter_errors=sum(s.filter.errors for s in self.subscriptions if s.filter is not None),
             pending=disp.pending(),
             topics=len(self._topics),
             subscriptions=len(self._index),
-            workers=getattr(disp, "workers", 0),
+            workers=disp.workers,
         )
 
     @property

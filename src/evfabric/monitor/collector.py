@@ -14,10 +14,13 @@ stream topic covering it, else its first segment (the root a reliable publish wo
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from evfabric.core.errors import BrokerUnavailable
@@ -29,12 +32,21 @@ from evfabric.monitor.tap import BrokerTap
 
 __all__ = ["Monitor", "local_client_id"]
 
+log = logging.getLogger("evfabric.monitor")
+
 TAP_RETRY = 10.0  # seconds between attempts to connect the tap to a broker that refused
 
 
 def local_client_id() -> str:
-    """This process's id in reports and the ``client`` label: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's name in reports and the ``client`` label, stable across restarts (a pid
+    would start a new Prometheus series every time): ``$EVFABRIC_CLIENT_NAME`` when set, else
+    ``<host>/<program>``. Processes of one program on one host share that name: give each its
+    own (``EVFABRIC_CLIENT_NAME``, or ``MetricsReporter(client=...)``) when several run."""
+    name = os.environ.get("EVFABRIC_CLIENT_NAME", "").strip()
+    if name:
+        return name
+    program = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c", "-m") else "python"
+    return f"{socket.gethostname().split('.')[0]}/{program or 'python'}"
 
 
 def _root(topic: str, stream_topics: list[str]) -> str:
@@ -94,7 +106,11 @@ class Monitor:
                 sample = Sample(now, down_server(str(exc)), [], [], [])
             tap = self._tap
             traffic, reports, tap_dropped = tap.read() if tap else ({}, {}, 0)
-            snap = self._build(sample, traffic, reports, tap_dropped, tap is not None)
+            stored = tap.stored_events([(st.stream, st.first_seq, st.last_seq) for st in sample.streams
+                                        if st.evfabric]) if tap else {}
+            lags = tap.lag_events([(c.stream, c.name, c.filters, c.ack_floor, st.last_seq) for st in sample.streams
+                                   if st.evfabric for c in st.consumers if c.lag]) if tap else {}
+            snap = self._build(sample, traffic, reports, tap_dropped, tap is not None, stored, lags)
             self._last = snap
             return snap
 
@@ -131,8 +147,8 @@ class Monitor:
             started = time.monotonic()
             try:
                 self.sample()
-            except Exception:  # noqa: BLE001 - a bad sample must not end monitoring
-                pass
+            except Exception as exc:  # one failed sample (broker restarting) must not stop sampling
+                log.debug("monitor sample failed: %r", exc)
             self._stop.wait(max(0.05, self.interval - (time.monotonic() - started)))
 
     def close(self) -> None:
@@ -154,7 +170,8 @@ class Monitor:
     # --- building the snapshot ---------------------------------------------------------------
 
     def _build(self, s: Sample, traffic: dict[str, Any], reports: dict[str, dict[str, Any]],
-               tap_dropped: int, tapping: bool) -> dict[str, Any]:
+               tap_dropped: int, tapping: bool, stored: dict[str, int] | None = None,
+               lags: dict[tuple[str, str], int] | None = None) -> dict[str, Any]:
         tot = self._totals
         rows: dict[str, dict[str, Any]] = {}
 
@@ -162,10 +179,11 @@ class Monitor:
             r = rows.get(topic)
             if r is None:
                 r = rows[topic] = {
-                    "topic": topic, "kind": kind, "stream": "", "stored_messages": 0, "stored_bytes": 0,
+                    "topic": topic, "kind": kind, "stream": "", "stored_messages": 0, "stored_events": None,
+                    "stored_bytes": 0,
                     "removed": 0, "messages_in": 0, "bytes_in": 0, "messages_out": 0,
                     "published_messages": 0, "published_bytes": 0, "published_events": 0,
-                    "lag": 0, "pending": 0, "ack_pending": 0, "redelivered": 0, "consumers": 0,
+                    "lag": 0, "lag_events": None, "pending": 0, "ack_pending": 0, "redelivered": 0, "consumers": 0,
                     "subscriptions": 0,
                 }
             return r
@@ -174,7 +192,7 @@ class Monitor:
         for st in s.streams:
             r = row(st.topic, "reliable" if st.evfabric else "stream")
             r.update(stream=st.stream, stored_messages=st.messages, stored_bytes=st.bytes, removed=st.removed,
-                     consumers=len(st.consumers))
+                     consumers=len(st.consumers), stored_events=(stored or {}).get(st.stream))
             key = ("stream", st.stream)
             before = tot.get(key + ("in",))
             r["messages_in"] = int(tot.update(key + ("in",), st.last_seq))
@@ -183,17 +201,22 @@ class Monitor:
             avg = st.bytes / st.messages if st.messages else 0.0
             r["bytes_in"] = int(tot.add(key + ("bytes",), (r["messages_in"] - before) * avg))
             out = 0.0
+            lag_events: int | None = 0 if tapping and st.evfabric else None  # known when each consumer's is
             for c in st.consumers:
+                c_events = 0 if not c.lag else (lags or {}).get((st.stream, c.name))
+                lag_events = None if lag_events is None or c_events is None else lag_events + c_events
                 out += tot.update(("consumer", st.stream, c.name), c.delivered)
                 r["pending"] += c.pending
                 r["ack_pending"] += c.ack_pending
                 r["redelivered"] += c.redelivered
                 consumers.append({"topic": st.topic, "stream": st.stream, "consumer": c.name, "lag": c.lag,
+                                  "lag_events": c_events if st.evfabric else None,
                                   "pending": c.pending, "ack_pending": c.ack_pending,
                                   "redelivered": c.redelivered, "delivered": c.delivered,
                                   "waiting": c.waiting, "last_active": c.last_active})
             r["messages_out"] = int(out)
             r["lag"] = r["pending"] + r["ack_pending"]
+            r["lag_events"] = lag_events
 
         roots = sorted((st.topic for st in s.streams if st.evfabric), key=len, reverse=True)
         for sub in s.core:
@@ -221,9 +244,9 @@ class Monitor:
                 t[labels.get("status", "ok")] = t.get(labels.get("status", "ok"), 0) + int(value)
             elif name == "evfabric_client_dropped":  # FabricStats.dropped, shipped by a reporter
                 dropped_by[("(any)", "client_dropped")] = dropped_by.get(("(any)", "client_dropped"), 0) + value
-            elif name == "evfabric_events_dropped":
-                k = (labels.get("topic", ""), labels.get("reason", ""))
-                dropped_by[k] = dropped_by.get(k, 0) + value
+            elif name == metrics.DROPPED_EVENTS:
+                where = (labels.get("topic", ""), labels.get("reason", ""))
+                dropped_by[where] = dropped_by.get(where, 0) + value
 
         point = Point(s.time)
         for name, r in rows.items():

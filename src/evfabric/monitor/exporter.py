@@ -8,12 +8,18 @@ endpoint. Metric meanings are listed in ``docs/monitoring.md``.
 Counters that evfabric components count in-process (:mod:`evfabric.monitor.metrics`) and those
 that clients report are emitted here once, with a ``client`` label, so that one family never
 appears twice in a scrape.
+
+Naming follows Prometheus: the unit (or the thing counted) last, then ``_total`` for counters
+(``evfabric_topic_in_bytes_total``); ratios, not percents (``evfabric_server_cpu_ratio``); labels
+that survive restarts (the ``server`` label is the server's configured name, the ``client`` label
+a process's chosen name: see :func:`evfabric.monitor.collector.local_client_id`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,15 +28,15 @@ from prometheus_client.registry import Collector
 from evfabric.monitor import metrics
 from evfabric.monitor.collector import Monitor
 
-__all__ = ["CONTENT_TYPE", "MonitorCollector", "render"]
+__all__ = ["CONTENT_TYPE", "MonitorCollector", "render", "server_label"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # (name, help, snapshot key) for per-topic figures; counters first, then gauges.
 _TOPIC_COUNTERS = [
-    ("evfabric_topic_messages_in", "Messages (batches of events) stored in the topic's stream: its last sequence number.", "messages_in"),
-    ("evfabric_topic_bytes_in", "Bytes stored into the topic's stream (estimate once retention removed messages).", "bytes_in"),
-    ("evfabric_topic_messages_out", "Messages delivered from the topic: JetStream consumer deliveries (redeliveries included) plus best-effort subscription deliveries.", "messages_out"),
+    ("evfabric_topic_in_messages", "Messages (batches of events) stored in the topic's stream: its last sequence number.", "messages_in"),
+    ("evfabric_topic_in_bytes", "Bytes stored into the topic's stream (estimate once retention removed messages).", "bytes_in"),
+    ("evfabric_topic_out_messages", "Messages delivered from the topic: JetStream consumer deliveries (redeliveries included) plus best-effort subscription deliveries.", "messages_out"),
     ("evfabric_topic_published_messages", "Messages published on the topic, seen by the monitor's tap (best effort and reliable).", "published_messages"),
     ("evfabric_topic_published_bytes", "Payload bytes published on the topic, seen by the tap.", "published_bytes"),
     ("evfabric_topic_published_events", "Events published on the topic (sum of batch lengths), seen by the tap.", "published_events"),
@@ -39,11 +45,14 @@ _TOPIC_COUNTERS = [
 _TOPIC_GAUGES = [
     ("evfabric_topic_stored_messages", "Messages stored in the topic's stream now.", "stored_messages"),
     ("evfabric_topic_stored_bytes", "Bytes stored in the topic's stream now.", "stored_bytes"),
+    ("evfabric_topic_stored_events", "Events stored in the topic's stream now (its messages' Evf-Count summed; needs the tap).", "stored_events"),
     ("evfabric_topic_lag", "Sum over the topic's consumers of pending + ack_pending messages.", "lag"),
+    ("evfabric_topic_lag_events", "Sum over the topic's consumers of the events above their ack floor (needs the tap).", "lag_events"),
     ("evfabric_topic_subscriptions", "Best-effort (core NATS) subscriptions to the topic.", "subscriptions"),
 ]
 _CONSUMER_GAUGES = [
     ("evfabric_consumer_lag", "Messages the consumer has not finished: pending + ack_pending.", "lag"),
+    ("evfabric_consumer_lag_events", "Events in the messages above the consumer's ack floor (needs the tap).", "lag_events"),
     ("evfabric_consumer_pending", "Messages in the stream not yet delivered to the consumer (num_pending).", "pending"),
     ("evfabric_consumer_ack_pending", "Messages delivered but not yet acknowledged (num_ack_pending).", "ack_pending"),
     ("evfabric_consumer_redelivered", "Outstanding messages delivered more than once (num_redelivered).", "redelivered"),
@@ -64,7 +73,6 @@ _SERVER_GAUGES = [
     ("evfabric_server_connections", "Client connections open now.", "connections"),
     ("evfabric_server_subscriptions", "Subscriptions on the server now.", "subscriptions"),
     ("evfabric_server_memory_bytes", "Resident memory of the server process.", "mem_bytes"),
-    ("evfabric_server_cpu_percent", "CPU use of the server process, percent of one core.", "cpu_percent"),
     ("evfabric_server_jetstream_storage_bytes", "File storage used by JetStream.", "js_storage_bytes"),
     ("evfabric_server_jetstream_memory_bytes", "Memory storage used by JetStream.", "js_memory_bytes"),
 ]
@@ -84,38 +92,55 @@ class MonitorCollector(Collector):
         yield from _server(snap)
         yield from _topics(snap)
         yield from _consumers(snap)
-        monitor_drops = CounterMetricFamily("evfabric_monitor_tap_dropped",
+        monitor_drops = CounterMetricFamily("evfabric_monitor_tap_dropped_messages",
                                             "Messages the monitor's tap could not keep up with.")
         monitor_drops.add_metric([], snap["drops"]["tap_dropped"])
         yield monitor_drops
         yield from _counters(snap)
 
 
+def server_label(srv: dict[str, Any], monitor_url: str) -> str:
+    """The ``server`` label: the configured server name, which survives restarts. A server
+    without one reports its id as its name (a new one at every start): then the monitoring
+    address (``host:port``), which is as stable as the configuration."""
+    name = str(srv.get("name") or "")
+    if name and name != srv.get("server_id"):
+        return name
+    return urlsplit(monitor_url).netloc or monitor_url
+
+
 def _server(snap: dict[str, Any]) -> Iterator[Metric]:
     srv = snap["server"]
     labels = ["server"]
-    value = [srv.get("name") or srv.get("server_id") or snap["monitor_url"]]
+    value = [server_label(srv, snap["monitor_url"])]
     for name, help_, key in _SERVER_COUNTERS:
-        m = CounterMetricFamily(name, help_, labels=labels)
+        m: CounterMetricFamily | GaugeMetricFamily = CounterMetricFamily(name, help_, labels=labels)
         m.add_metric(value, float(srv.get(key, 0)))
         yield m
     for name, help_, key in _SERVER_GAUGES:
         m = GaugeMetricFamily(name, help_, labels=labels)
         m.add_metric(value, float(srv.get(key, 0)))
         yield m
+    # a ratio (cores busy, 1.0 = one core), not a percent: Prometheus figures are in base units
+    cpu = GaugeMetricFamily("evfabric_server_cpu_ratio", "CPU use of the server process, in cores (1.0 = one core busy).",
+                            labels=labels)
+    cpu.add_metric(value, float(srv.get("cpu_percent", 0)) / 100)
+    yield cpu
 
 
 def _topics(snap: dict[str, Any]) -> Iterator[Metric]:
     labels = ["topic", "kind"]
     for name, help_, key in _TOPIC_COUNTERS:
-        m = CounterMetricFamily(name, help_, labels=labels)
+        m: CounterMetricFamily | GaugeMetricFamily = CounterMetricFamily(name, help_, labels=labels)
         for r in snap["topics"]:
-            m.add_metric([r["topic"], r["kind"]], float(r[key]))
+            if r.get(key) is not None:  # event figures are unknown without the tap
+                m.add_metric([r["topic"], r["kind"]], float(r[key]))
         yield m
     for name, help_, key in _TOPIC_GAUGES:
         m = GaugeMetricFamily(name, help_, labels=labels)
         for r in snap["topics"]:
-            m.add_metric([r["topic"], r["kind"]], float(r[key]))
+            if r.get(key) is not None:  # event figures are unknown without the tap
+                m.add_metric([r["topic"], r["kind"]], float(r[key]))
         yield m
 
 
@@ -124,7 +149,8 @@ def _consumers(snap: dict[str, Any]) -> Iterator[Metric]:
     for name, help_, key in _CONSUMER_GAUGES:
         m = GaugeMetricFamily(name, help_, labels=labels)
         for c in snap["consumers"]:
-            m.add_metric([c["topic"], c["consumer"]], float(c[key]))
+            if c.get(key) is not None:
+                m.add_metric([c["topic"], c["consumer"]], float(c[key]))
         yield m
 
 

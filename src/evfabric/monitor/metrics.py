@@ -7,7 +7,8 @@ Other modules report what only they can see::
     metrics.record_trigger("resize", ok=False)            # the same, as a helper
     metrics.EVENTS_DROPPED.labels(topic="jobs", reason="queue_full").inc(3)
 
-``status`` is one of :data:`TRIGGER_STATUSES`. These counters live in :data:`REGISTRY` (not
+``status`` is one of :data:`TRIGGER_STATUSES`. Names put the thing counted last
+(``evfabric_dropped_events``; ``_total`` is added on exposition). These counters live in :data:`REGISTRY` (not
 prometheus-client's global default registry), so importing evfabric never pollutes an
 application's own metrics. The web service's ``/metrics`` exposes them with the broker's figures;
 a process that is not the web service ships them there with
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from evfabric.core.errors import ConfigError
 
-__all__ = ["EVENTS_DROPPED", "EVENTS_PUBLISHED", "EVENTS_RECEIVED", "REGISTRY", "TRIGGER_INVOCATIONS",
+__all__ = ["DROPPED_EVENTS", "EVENTS_DROPPED", "EVENTS_PUBLISHED", "EVENTS_RECEIVED", "REGISTRY", "TRIGGER_INVOCATIONS",
            "TRIGGER_STATUSES", "counter_samples", "record_drop", "record_trigger"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -33,19 +34,20 @@ TRIGGER_INVOCATIONS = Counter(
     "retried (a failed invocation was scheduled again), dead_lettered (given up).",
     ["trigger", "status"], registry=REGISTRY,
 )
+DROPPED_EVENTS = "evfabric_dropped_events"
 EVENTS_DROPPED = Counter(
-    "evfabric_events_dropped",
+    DROPPED_EVENTS,
     "Events dropped by an evfabric client, by topic and reason (queue_full, disconnected, "
     "expired, ...). Best-effort delivery may drop; every drop is counted here.",
     ["topic", "reason"], registry=REGISTRY,
 )
 EVENTS_PUBLISHED = Counter(
-    "evfabric_client_events_published",
+    "evfabric_client_published_events",
     "Events a client accepted for publishing, by topic and delivery (best_effort, reliable).",
     ["topic", "delivery"], registry=REGISTRY,
 )
 EVENTS_RECEIVED = Counter(
-    "evfabric_client_events_received",
+    "evfabric_client_received_events",
     "Events a client handed to its listeners, by subscription pattern.",
     ["pattern"], registry=REGISTRY,
 )

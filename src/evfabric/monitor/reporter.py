@@ -9,7 +9,7 @@ reports them. :class:`MetricsReporter` publishes, every ``interval`` seconds, on
                    "labels": {"trigger": "t", "status": "ok"}, "value": 3.0}, ...]}
 
 on ``_evf.metrics.<client>`` (outside evfabric's ``evf.`` subject space, so no stream stores it).
-With ``stats=client.stats`` (an evfabric client's :class:`~evfabric.fabric.aio.FabricStats`),
+With ``stats=client.stats`` (an evfabric client's :class:`~evfabric.fabric.stats.FabricStats`),
 its fields travel too, as ``evfabric_client_<field>`` (``evfabric_client_dropped``...). The
 monitor's tap keeps the latest report of each client; values are totals, so a lost report loses
 nothing but freshness.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -28,13 +29,15 @@ from evfabric.monitor.collector import local_client_id
 from evfabric.monitor.metrics import REGISTRY, counter_samples
 from evfabric.monitor.tap import REPORT_SUBJECT
 
-__all__ = ["MetricsReporter", "STATS_PREFIX", "build_report", "stats_counters"]
+__all__ = ["STATS_PREFIX", "MetricsReporter", "build_report", "stats_counters"]
+
+log = logging.getLogger("evfabric.monitor")
 
 STATS_PREFIX = "evfabric_client_"
 
 
 def stats_counters(stats: Any) -> list[dict[str, Any]]:
-    """A client's own counters object (e.g. :class:`evfabric.fabric.aio.FabricStats`, any object
+    """A client's own counters object (e.g. :class:`evfabric.fabric.stats.FabricStats`, any object
     with int/float attributes) as counters ``evfabric_client_<attribute>``."""
     fields = vars(stats) if hasattr(stats, "__dict__") else {k: getattr(stats, k) for k in getattr(stats, "__slots__", ())}
     return [{"name": f"{STATS_PREFIX}{k}", "labels": {}, "value": float(v)} for k, v in sorted(fields.items())
@@ -84,8 +87,8 @@ class MetricsReporter:
         while True:
             try:
                 await self.report()
-            except Exception:  # noqa: BLE001 - disconnected: try again next time
-                pass
+            except Exception as exc:  # a report that fails (broker away) is retried next interval
+                log.debug("monitor report failed: %r", exc)
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
@@ -100,5 +103,5 @@ class MetricsReporter:
         try:
             await self.report()
             await self.nc.flush()
-        except Exception:  # noqa: BLE001 - best effort at shutdown
-            pass
+        except Exception as exc:
+            log.debug("final monitor report failed: %r", exc)

@@ -3,7 +3,7 @@
 A JetStream stream made by evfabric carries its topic name in its metadata (see
 :mod:`evfabric.fabric.streams`); streams made by others appear under their stream name with
 ``evfabric=False``. Best-effort (core NATS) subscriptions appear as ``core`` topics, keyed by the
-topic pattern they subscribe to (``evf.*.jobs.>`` is the pattern ``jobs.*``).
+topic pattern they subscribe to (``evf.*.*.jobs.>`` is the pattern ``jobs.*``).
 
 Every number here is a *reading* at one instant. Readings that only grow while the stream or
 consumer lives (``last_seq``, ``delivered``) are turned into monotonic totals and rates by
@@ -15,11 +15,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evfabric.fabric.positions import SCAN_PREFIX
 from evfabric.fabric.subjects import PREFIX
 from evfabric.monitor.probe import RawSample
 
-__all__ = ["ConnectionReading", "ConsumerReading", "CoreSubReading", "Sample", "ServerReading",
-           "StreamReading", "parse", "TAP_NAME"]
+__all__ = [
+    "TAP_NAME",
+    "ConnectionReading",
+    "ConsumerReading",
+    "CoreSubReading",
+    "Sample",
+    "ServerReading",
+    "StreamReading",
+    "parse",
+]
 
 TAP_NAME = "evfabric-monitor-tap"  # the monitor's own connection; excluded from core readings
 
@@ -39,6 +48,8 @@ class ConsumerReading:
     delivered: int
     waiting: int
     last_active: str = ""
+    ack_floor: int = 0  # the stream sequence below which every message is acknowledged
+    filters: list[str] = field(default_factory=list)  # its subject filters ([]: the whole stream)
 
     @property
     def lag(self) -> int:
@@ -168,6 +179,8 @@ def _streams(jsz: dict[str, Any]) -> list[StreamReading]:
             reading = StreamReading(topic, name, "evfabric_topic" in meta, st.get("messages", 0),
                                     st.get("bytes", 0), first, last, max(0, first - 1))
             for cd in sd.get("consumer_detail") or []:
+                if cd.get("name", "").startswith(SCAN_PREFIX):
+                    continue  # evfabric's own headers-only scans (event counts), not a reader
                 reading.consumers.append(ConsumerReading(
                     topic=topic, stream=name, name=cd.get("name", ""),
                     pending=cd.get("num_pending", 0), ack_pending=cd.get("num_ack_pending", 0),
@@ -175,18 +188,25 @@ def _streams(jsz: dict[str, Any]) -> list[StreamReading]:
                     delivered=(cd.get("delivered") or {}).get("consumer_seq", 0),
                     waiting=cd.get("num_waiting", 0),
                     last_active=(cd.get("delivered") or {}).get("last_active", "") or "",
+                    ack_floor=(cd.get("ack_floor") or {}).get("stream_seq", 0),
+                    filters=_filters(cd.get("config") or {}),
                 ))
             out.append(reading)
     return sorted(out, key=lambda r: r.topic)
 
 
+def _filters(config: dict[str, Any]) -> list[str]:
+    one = config.get("filter_subject")
+    return [one] if one else list(config.get("filter_subjects") or [])
+
+
 def subject_pattern(subject: str) -> str | None:
-    """The topic pattern an evfabric subscription subject stands for (``evf.*.a.>`` is ``a.*``),
-    or None for a subject outside evfabric's ``evf.<partition>.`` space."""
-    parts = subject.split(".", 2)
-    if len(parts) != 3 or parts[0] != PREFIX or not (parts[1] == "*" or parts[1].isdigit()):
+    """The topic pattern an evfabric subscription subject stands for (``evf.*.*.a.>`` is ``a.*``),
+    or None for a subject outside evfabric's ``evf.<publisher>.<partition>.`` space."""
+    parts = subject.split(".", 3)
+    if len(parts) != 4 or parts[0] != PREFIX or not parts[1] or not (parts[2] == "*" or parts[2].isdigit()):
         return None
-    segs = ["*" if s == ">" else "?" if s == "*" else s for s in parts[2].split(".")]
+    segs = ["*" if s == ">" else "?" if s == "*" else s for s in parts[3].split(".")]
     return ".".join(segs)
 
 

@@ -7,7 +7,10 @@ and events (the length of the MessagePack array, read from its header without de
 costs one extra copy of every evfabric message delivered to the monitor's process: turn it off
 (``Monitor(tap=False)``) on a broker where that matters; the stream figures do not need it.
 
-The same connection receives :mod:`evfabric.monitor.reporter` reports on ``_evf.metrics.>``.
+The same connection receives :mod:`evfabric.monitor.reporter` reports on ``_evf.metrics.>``,
+and counts the events each evfabric stream stores (:meth:`BrokerTap.stored_events`: a
+headers-only scan of the messages stored since the last sample, see
+:class:`~evfabric.fabric.positions.StoredEvents`).
 
 It runs its own asyncio loop in a daemon thread, so the (synchronous) monitor can use it from
 anywhere. Messages the tap could not keep up with are dropped by nats-py and counted in
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -27,10 +31,14 @@ import nats
 import nats.errors
 
 from evfabric.core.errors import BrokerUnavailable
+from evfabric.fabric.positions import EventCounts, StoredEvents
 from evfabric.fabric.subjects import PREFIX, topic_of_subject
 from evfabric.monitor.sample import TAP_NAME
+from evfabric.wire import event_count
 
-__all__ = ["BrokerTap", "REPORT_SUBJECT", "TopicTraffic", "batch_length"]
+__all__ = ["REPORT_SUBJECT", "BrokerTap", "TopicTraffic", "batch_length"]
+
+log = logging.getLogger("evfabric.monitor")
 
 REPORT_SUBJECT = "_evf.metrics"  # reports travel on _evf.metrics.<client id>
 MAX_TOPICS = 1000  # beyond this many distinct topics, traffic is counted under "(other)"
@@ -74,6 +82,8 @@ class BrokerTap:
         self._thread = threading.Thread(target=self._loop.run_forever, name="evfabric-tap", daemon=True)
         self._thread.start()
         self._nc: Any = None
+        self._stored: StoredEvents | None = None
+        self._lags: dict[tuple[str, str], EventCounts] = {}
         fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         try:
             fut.result(connect_timeout + 1)
@@ -106,7 +116,7 @@ class BrokerTap:
                 t = self.traffic.setdefault(topic, TopicTraffic())
             t.messages += 1
             t.bytes += len(msg.data)
-            t.events += batch_length(msg.data)
+            t.events += event_count(msg.headers, msg.data)  # Evf-Count, whatever the format
 
     async def _on_report(self, msg: Any) -> None:
         try:
@@ -124,6 +134,61 @@ class BrokerTap:
             return ({k: TopicTraffic(v.messages, v.bytes, v.events) for k, v in self.traffic.items()},
                     dict(self.reports), self.dropped)
 
+    def stored_events(self, streams: list[tuple[str, int, int]], timeout: float = 5.0) -> dict[str, int]:
+        """Events stored in each of ``streams`` (``(name, first_seq, last_seq)`` as just read),
+        counted incrementally; a stream whose count failed (or took longer than ``timeout``) is
+        left out."""
+        return self._run(self._count(streams), timeout)
+
+    def lag_events(self, consumers: list[tuple[str, str, list[str], int, int]], timeout: float = 5.0
+                   ) -> dict[tuple[str, str], int]:
+        """Events above the ack floor of each of ``consumers`` (``(stream, name, filters,
+        ack floor, the stream's last sequence as read)``, those with a lag), counted
+        incrementally per consumer, up to that last sequence. Messages other readers acknowledged
+        out of order above the floor are still counted."""
+        return self._run(self._lag(consumers), timeout)
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        if self._nc is None or not self._nc.is_connected:
+            coro.close()
+            return {}
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except Exception as exc:  # slow or a broker restarting: this sample shows no event counts
+            log.debug("counting events failed: %r", exc)  # (a slow count goes on, for the next sample)
+            return {}
+
+    async def _lag(self, consumers: list[tuple[str, str, list[str], int, int]]) -> dict[tuple[str, str], int]:
+        wanted = {(stream, name) for stream, name, _, _, _ in consumers}
+        for key in [k for k in self._lags if k not in wanted]:
+            await self._lags.pop(key).close()
+        out: dict[tuple[str, str], int] = {}
+        for stream, name, filters, floor, last in consumers:
+            counts = self._lags.get((stream, name))
+            if counts is None:
+                counts = self._lags[(stream, name)] = EventCounts(self._nc.jetstream(), stream, filters, floor + 1)
+            try:
+                await counts.refresh()
+            except (nats.errors.Error, OSError) as exc:
+                log.debug("counting the lag of %s/%s failed: %r", stream, name, exc)
+                continue
+            counts.drop_below(floor + 1)
+            out[(stream, name)] = counts.events_after(floor) - counts.events_after(last)  # as of the reading
+        return out
+
+    async def _count(self, streams: list[tuple[str, int, int]]) -> dict[str, int]:
+        if self._stored is None:
+            self._stored = StoredEvents(self._nc.jetstream())
+        await self._stored.keep_only({name for name, _, _ in streams})
+        out: dict[str, int] = {}
+        for name, first, last in streams:
+            try:
+                out[name] = await self._stored.count(name, [], first, last)
+            except (nats.errors.Error, OSError) as exc:
+                log.debug("counting the events of %s failed: %r", name, exc)
+        return out
+
     def flush(self, timeout: float = 2.0) -> None:
         """One round trip to the broker on the tap's connection (lets in-flight traffic arrive)."""
         if self._nc is not None and self._nc.is_connected:
@@ -137,9 +202,13 @@ class BrokerTap:
         """Disconnect and stop the thread."""
         if self._nc is not None:
             try:
+                if self._stored is not None:
+                    asyncio.run_coroutine_threadsafe(self._stored.close(), self._loop).result(5)
+                for counts in self._lags.values():
+                    asyncio.run_coroutine_threadsafe(counts.close(), self._loop).result(5)
                 asyncio.run_coroutine_threadsafe(self._nc.close(), self._loop).result(5)
-            except Exception:  # noqa: BLE001 - closing a broken connection must not raise
-                pass
+            except Exception as exc:
+                log.debug("closing the monitor tap's connection failed: %r", exc)
             self._nc = None
         if self._thread.is_alive():
             self._stop_loop()

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from evfabric.monitor.collector import Monitor
 from evfabric.monitor.exporter import CONTENT_TYPE, render
 
-__all__ = ["router", "use_monitor", "dashboard_html"]
+__all__ = ["dashboard_html", "router", "use_monitor"]
 
 router = APIRouter(tags=["monitoring"])
 

@@ -6,8 +6,21 @@ or MPI ranks. Models: :mod:`evfabric.sim.models` (car wash, PHOLD, epidemic).
 """
 
 from evfabric.coord.stats import Stats
+from evfabric.sim.estimate import Interval, Tally, TimeAverage, confidence_interval, replicate
 from evfabric.sim.lp import LP, Model
 from evfabric.sim.run import Result, run
 from evfabric.sim.streams import Stream
 
-__all__ = ["LP", "Model", "Result", "Stats", "Stream", "run"]
+__all__ = [
+    "LP",
+    "Interval",
+    "Model",
+    "Result",
+    "Stats",
+    "Stream",
+    "Tally",
+    "TimeAverage",
+    "confidence_interval",
+    "replicate",
+    "run",
+]

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placement", choices=PLACEMENTS, default="threads")
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--window", type=float, default=None)
+    ap.add_argument("--fixed", action="store_true", help="optimistic: use --batch/--window as given, no adaptive throttling")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
     ap.add_argument("--fabric", metavar="URL", help="broker URL (placement fabric)")
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(p.split("=", 1) for p in args.param)
     model = build(args.model, params)
     until = args.until if args.until is not None else DEFAULT_UNTIL[args.model]
-    options: dict[str, Any] = {"sync": args.sync, "batch": args.batch, "window": args.window, "timeout": args.timeout}
+    options: dict[str, Any] = {"sync": args.sync, "batch": args.batch, "window": args.window, "timeout": args.timeout,
+                               "adaptive": not args.fixed}
     if args.placement == "fabric":
         return _run_on_fabric(args, model, until, options)
     result = run(model, until if math.isfinite(until) else math.inf, args.mode, args.workers, args.placement, **options)

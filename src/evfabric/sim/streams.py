@@ -40,7 +40,7 @@ class Stream:
     blocks (first :meth:`tell`) and on :meth:`seek`.
     """
 
-    __slots__ = ("random", "_mt", "_kept", "_first", "_block", "_it")
+    __slots__ = ("_block", "_first", "_it", "_kept", "_mt", "random")
 
     def __init__(self, seed: int, stream: int) -> None:
         if seed < 0 or stream < 0:

@@ -6,9 +6,12 @@
   array of CloudEvents for a batch); header fields in the environment as ``EVF_TOPIC``,
   ``EVF_ID``, ``EVF_SOURCE``, ``EVF_TYPE``, ``EVF_KEY``, ``EVF_BATCH_SIZE``; exit status 0 is success.
 * ``webhook``: ``POST target`` with the CloudEvent as ``application/cloudevents+json`` (a batch as
-  ``application/cloudevents-batch+json``); any 2xx is success.
+  ``application/cloudevents-batch+json``); any 2xx is success. Loopback, link-local and other
+  special addresses are refused unless allowed (:mod:`evfabric.triggers.webhook`).
 
-Every kind is bounded by the trigger's timeout; a failure raises :class:`ActionFailed`.
+Every kind is bounded by the trigger's timeout; a failure raises :class:`ActionFailed`. Whatever
+a Python action raises (``SystemExit`` and ``KeyboardInterrupt`` included) is a failure of that
+invocation, never of the runner.
 """
 
 from __future__ import annotations
@@ -18,17 +21,18 @@ import importlib
 import inspect
 import json
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
-from urllib.parse import urlparse
 
 from evfabric.core.cloudevent import to_cloudevent
 from evfabric.core.errors import ConfigError, EvfabricError
 from evfabric.core.event import Event
-from evfabric.triggers.spec import ActionSpec
+from evfabric.triggers.spec import ActionSpec, check_action
+from evfabric.triggers.webhook import WebhookGuard, guarded_client
 
-__all__ = ["ActionFailed", "Invoke", "resolve_action"]
+__all__ = ["ActionFailed", "Invoke", "importable_cwd", "resolve_action"]
 
 Invoke = Callable[[list[Event], float], Awaitable[None]]
 """An action ready to run: ``await invoke(events, timeout)``."""
@@ -38,13 +42,23 @@ class ActionFailed(EvfabricError):
     """An invocation failed (raised, non-zero exit, non-2xx, or timed out)."""
 
 
+def _failure(target: str, exc: BaseException) -> ActionFailed:
+    return ActionFailed(f"{target} raised {type(exc).__name__}: {exc}")
+
+
+def importable_cwd() -> None:
+    """Put the working directory on the import path (as ``python -m`` does), so that the
+    documented ``--python mylab.actions:f`` works from the folder holding ``mylab``."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def _import_callable(target: str) -> Callable[..., Any]:
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"python action target {target!r} must look like 'package.module:function'")
+    module_name, _, attr = target.strip().partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt at import: a failed trigger, not a dead runner
         raise ConfigError(f"python action target {target!r}: cannot import module {module_name!r}: {exc}") from None
     obj: Any = module
     for part in attr.split("."):
@@ -79,8 +93,19 @@ class Blocking:
         for arg in calls:
             try:
                 self.fn(arg)
-            except Exception as exc:
-                raise ActionFailed(f"{self.spec.target} raised {type(exc).__name__}: {exc}") from exc
+            except BaseException as exc:  # sys.exit() in an action ends the invocation only
+                raise _failure(self.spec.target, exc) from exc
+
+
+async def _contained(target: str, fn: Callable[..., Any], arg: Any) -> None:
+    """Await ``fn(arg)`` turning SystemExit and KeyboardInterrupt into :class:`ActionFailed`
+    inside the task: asyncio re-raises those two out of the event loop, stopping the runner."""
+    try:
+        await fn(arg)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        raise _failure(target, exc) from exc
 
 
 def _python(spec: ActionSpec, threads: Executor | None) -> Invoke:
@@ -95,13 +120,13 @@ def _python(spec: ActionSpec, threads: Executor | None) -> Invoke:
                 await asyncio.wait_for(loop.run_in_executor(threads, blocking.run, events), timeout)
                 return
             for arg in [events] if spec.pass_batch else events:
-                await asyncio.wait_for(fn(arg), timeout)
+                await asyncio.wait_for(_contained(spec.target, fn, arg), timeout)
         except TimeoutError:
             raise ActionFailed(f"{spec.target} timed out after {timeout}s") from None
-        except ActionFailed:
+        except (ActionFailed, asyncio.CancelledError):
             raise
-        except Exception as exc:
-            raise ActionFailed(f"{spec.target} raised {type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: this invocation failed
+            raise _failure(spec.target, exc) from exc
 
     invoke.blocking = blocking  # type: ignore[attr-defined]
     return invoke
@@ -139,16 +164,13 @@ def _shell(spec: ActionSpec) -> Invoke:
     return invoke
 
 
-def _webhook(spec: ActionSpec) -> Invoke:
-    url = urlparse(spec.target)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise ConfigError(f"webhook action target {spec.target!r} must be an http(s) URL")
+def _webhook(spec: ActionSpec, guard: WebhookGuard) -> Invoke:
     import httpx
 
     async def invoke(events: list[Event], timeout: float) -> None:
         ctype = "application/cloudevents+json" if len(events) == 1 else "application/cloudevents-batch+json"
         try:
-            async with httpx.AsyncClient(timeout=timeout) as http:
+            async with guarded_client(guard, timeout) as http:
                 resp = await http.post(spec.target, content=_payload(events), headers={"content-type": ctype})
         except httpx.HTTPError as exc:
             raise ActionFailed(f"POST {spec.target} failed: {type(exc).__name__}: {exc}") from None
@@ -158,17 +180,16 @@ def _webhook(spec: ActionSpec) -> Invoke:
     return invoke
 
 
-def resolve_action(spec: ActionSpec, threads: Executor | None = None) -> Invoke:
-    """The runnable action for ``spec``; :class:`ConfigError` if it cannot resolve.
+def resolve_action(spec: ActionSpec, threads: Executor | None = None, guard: WebhookGuard | None = None) -> Invoke:
+    """The runnable action for ``spec`` (the runner's side: a Python target is imported here);
+    :class:`ConfigError` if it cannot resolve.
 
-    ``threads`` runs synchronous Python actions (default: asyncio's default pool).
+    ``threads`` runs synchronous Python actions (default: asyncio's default pool); ``guard``
+    says where webhooks may go (default: global addresses only).
     """
+    check_action(spec)
     if spec.kind == "python":
         return _python(spec, threads)
     if spec.kind == "shell":
-        if not spec.target.strip():
-            raise ConfigError("shell action target (the command) is empty")
         return _shell(spec)
-    if spec.kind == "webhook":
-        return _webhook(spec)
-    raise ConfigError(f"action kind {spec.kind!r} is unknown; choose python, shell or webhook")
+    return _webhook(spec, guard or WebhookGuard())

@@ -2,9 +2,13 @@
 
 Authenticated like the rest of the API (``Authorization: Bearer <token>``). Administrators manage
 every trigger; other identities manage triggers whose pattern lies in their own namespace
-(``users.<name>.``...), and a trigger records who made it in ``run_as``. The routes talk to the
-broker with a fabric client made on first use from ``app.state.broker_url`` (set by
-:func:`use_triggers`; default ``$EVFABRIC_URL``); no broker gives 503.
+(``users.<name>.``...), with ``webhook`` actions only (``python`` and ``shell`` actions run code
+on the server: 403 for anyone but an administrator), and a trigger records who made it in
+``run_as``. The routes validate without importing anything, and sign what they store with the
+service's trigger key (:func:`use_triggers`), naming the caller as the creator, so that the
+runner knows the definition came through here. They talk to the broker with a fabric client
+made on first use from ``app.state.broker_url`` (set by :func:`use_triggers`; default
+``$EVFABRIC_URL``); no broker gives 503.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from evfabric.access.model import Identity
 from evfabric.core.errors import BrokerUnavailable
 from evfabric.core.topics import MANY, ONE, Pattern
 from evfabric.triggers.manager import TriggerManager
+from evfabric.triggers.signing import TriggerKey
+from evfabric.triggers.spec import PRIVILEGED_KINDS, TriggerSpec
 
 __all__ = ["router", "use_triggers"]
 
@@ -72,9 +78,11 @@ class TriggerPatch(BaseModel):
     enabled: bool | None = None
 
 
-def use_triggers(app: FastAPI, broker_url: str) -> None:
-    """Make ``app``'s trigger routes talk to the broker at ``broker_url`` (with credentials if needed)."""
+def use_triggers(app: FastAPI, broker_url: str, key: TriggerKey | None = None) -> None:
+    """Make ``app``'s trigger routes talk to the broker at ``broker_url`` (with credentials if
+    needed), signing definitions with ``key`` (the runners' key: ``TriggerKey.in_dir(data_dir)``)."""
     app.state.broker_url = broker_url
+    app.state.trigger_key = key
 
     async def close_client() -> None:
         manager = getattr(app.state, "trigger_manager", None)
@@ -98,8 +106,15 @@ async def _manager(request: Request) -> TriggerManager:
             client = await connect_async(url, source="evfabric-web", connect_timeout=2.0)
         except BrokerUnavailable as exc:
             raise HTTPException(503, str(exc)) from None
-        manager = state.trigger_manager = TriggerManager(client)
+        manager = state.trigger_manager = TriggerManager(client, key=getattr(state, "trigger_key", None))
     return manager
+
+
+def _may_define(identity: Identity, kind: str) -> None:
+    """``python`` and ``shell`` actions run code on the server: administrators only."""
+    if kind in PRIVILEGED_KINDS and not identity.admin:
+        raise HTTPException(403, f"{identity.name} may not define a {kind} action: it runs code on the server, "
+                                 "which only administrators may decide; use a webhook")
 
 
 def _may_manage(identity: Identity, pattern: str) -> None:
@@ -133,53 +148,60 @@ async def create_trigger(body: TriggerIn, request: Request, caller: Caller) -> d
     manager = await _manager(request)
     with _errors():
         _may_manage(caller[0], body.pattern)
+        _may_define(caller[0], body.action.kind)
         data = body.model_dump()
         name, pattern, action = data.pop("name"), data.pop("pattern"), data.pop("action")
-        spec = await manager.create(name, pattern, action, run_as=caller[0].name, **data)
+        spec = await manager.create(name, pattern, action, run_as=caller[0].name, creator=caller[0].name, **data)
     return _out(spec)
 
 
-async def _owned(request: Request, caller: Caller, name: str) -> TriggerManager:
+async def _owned(request: Request, caller: Caller, name: str, changes: bool = True) -> tuple[TriggerManager, TriggerSpec]:
+    """The manager and ``name``'s definition, if the caller may manage it (and, when it
+    ``changes`` it, may define its kind of action)."""
     manager = await _manager(request)
     with _errors("path"):
         spec = await manager.get(name)
     if not (caller[0].admin or spec.run_as == caller[0].name):
         raise HTTPException(403, f"trigger {name!r} belongs to {spec.run_as or 'an administrator'}")
-    return manager
+    if changes:
+        _may_define(caller[0], spec.action.kind)
+    return manager, spec
 
 
 @router.get("/{name}", summary="A trigger's definition, counters and newest invocations")
 async def describe_trigger(name: NamePath, request: Request, caller: Caller) -> dict[str, Any]:
-    manager = await _owned(request, caller, name)
+    manager, _ = await _owned(request, caller, name, changes=False)
     return await manager.describe(name)
 
 
 @router.patch("/{name}", summary="Change fields of a trigger")
 async def update_trigger(name: NamePath, body: TriggerPatch, request: Request, caller: Caller) -> dict[str, Any]:
-    manager = await _owned(request, caller, name)
+    manager, _ = await _owned(request, caller, name)
     changes = body.model_dump(exclude_unset=True)
     with _errors():
         if "pattern" in changes:
             _may_manage(caller[0], changes["pattern"])
-        spec = await manager.update(name, **changes)
+        if body.action is not None:
+            _may_define(caller[0], body.action.kind)
+        spec = await manager.update(name, creator=caller[0].name, **changes)
     return _out(spec)
 
 
 @router.post("/{name}/enable", summary="Run a disabled trigger again")
 async def enable_trigger(name: NamePath, request: Request, caller: Caller) -> dict[str, Any]:
-    manager = await _owned(request, caller, name)
-    return _out(await manager.enable(name))
+    manager, _ = await _owned(request, caller, name)
+    return _out(await manager.enable(name, creator=caller[0].name))
 
 
 @router.post("/{name}/disable", summary="Stop running a trigger (its events wait)")
 async def disable_trigger(name: NamePath, request: Request, caller: Caller) -> dict[str, Any]:
-    manager = await _owned(request, caller, name)
-    return _out(await manager.disable(name))
+    manager, _ = await _owned(request, caller, name)
+    return _out(await manager.disable(name, creator=caller[0].name))
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a trigger and its consumers")
 async def delete_trigger(name: NamePath, request: Request, caller: Caller) -> Response:
-    manager = await _owned(request, caller, name)
+    manager, _ = await _owned(request, caller, name, changes=False)
     await manager.delete(name)
     return Response(status_code=204)
 
@@ -188,5 +210,5 @@ async def delete_trigger(name: NamePath, request: Request, caller: Caller) -> Re
 async def trigger_logs(
     name: NamePath, request: Request, caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[dict[str, Any]]:
-    manager = await _owned(request, caller, name)
+    manager, _ = await _owned(request, caller, name, changes=False)
     return await manager.logs(name, limit)

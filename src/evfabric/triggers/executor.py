@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from evfabric.core.event import Event
-from evfabric.fabric.subscription import FabricSubscription
+from evfabric.fabric.handler import Settle
 from evfabric.triggers.actions import ActionFailed, Invoke
 from evfabric.triggers.spec import TriggerSpec
 
 if TYPE_CHECKING:
-    from evfabric.fabric.subscription import Delivery
+    from evfabric.fabric.subscription import FabricSubscription
 
-__all__ = ["Invocation", "TriggerExecutor", "TriggerSubscription"]
+__all__ = ["Invocation", "TriggerExecutor"]
 
 
 class Invocation(msgspec.Struct, kw_only=True):
@@ -66,19 +66,6 @@ def _run_all(blocking: Any, group: list[list[Event]]) -> list[tuple[float, float
     return out
 
 
-class TriggerSubscription(FabricSubscription):
-    """A reliable group subscription whose events go to a :class:`TriggerExecutor`."""
-
-    __slots__ = ("executor", "attempts")
-
-    def _dispatch(self, events: list[Event]) -> None:
-        # remember each event's delivery attempt: the executor reports retries and dead letters
-        for ev in events:
-            d: Delivery | None = self._pending.get(ev.id)
-            self.attempts[ev.id] = d.attempt if d is not None else 1
-        self.executor.offer(events)
-
-
 class TriggerExecutor:
     """Batches and runs a trigger's action with an autoscaled pool of asyncio workers."""
 
@@ -95,7 +82,8 @@ class TriggerExecutor:
         self.replica = replica
         self.on_invocation = on_invocation
         self.idle_timeout = idle_timeout
-        self.sub: TriggerSubscription | None = None
+        self.sub: FabricSubscription | None = None
+        self._settles: dict[int, Settle] = {}  # id(event) -> its message's settle, until the action ends
         self.threads = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix=f"trigger-{spec.name}")
         self._ready: asyncio.Queue[list[Event]] = asyncio.Queue()
         self._filling: list[Event] = []
@@ -108,6 +96,14 @@ class TriggerExecutor:
         self._closed = False
 
     # -- intake (on the client's loop) -------------------------------------------------------
+
+    def handle(self, events: list[Event], settle: Settle) -> None:
+        """The :class:`~evfabric.fabric.handler.EventHandler` side: queue a message's events;
+        each is settled when the invocation that runs it ends."""
+        settles = self._settles
+        for ev in events:
+            settles[id(ev)] = settle
+        self.offer(events)
 
     def offer(self, events: list[Event]) -> None:
         """Queue events for the action (called on the event loop by the subscription)."""
@@ -177,7 +173,7 @@ class TriggerExecutor:
                 finally:
                     self.busy -= 1
         finally:
-            self._workers.discard(me)  # type: ignore[arg-type]
+            self._workers.discard(me)
             self._note()
 
     def _group(self, first: list[Event]) -> list[list[Event]]:
@@ -210,9 +206,8 @@ class TriggerExecutor:
             self._finish(batch, started, duration, error)
 
     def _finish(self, batch: list[Event], started: float, duration: float, error: BaseException | None) -> None:
-        sub = self.sub
-        assert sub is not None
-        attempt = max(sub.attempts.get(ev.id, 1) for ev in batch)
+        settles = [self._settles.pop(id(ev), None) for ev in batch]
+        attempt = max(s.attempt if s is not None else 1 for s in settles)
         if error is None:
             status = "ok"
         elif attempt > self.spec.retries:
@@ -223,9 +218,9 @@ class TriggerExecutor:
         t["invocations"] += 1
         t[status] += 1
         t["events"] += len(batch)
-        for ev in batch:
-            sub.attempts.pop(ev.id, None)
-            sub.settle(ev, error)
+        for ev, settle in zip(batch, settles):
+            if settle is not None:
+                settle(ev, error)
         self.on_invocation(
             Invocation(
                 trigger=self.spec.name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import msgspec
@@ -21,6 +22,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StreamConfig
 
 from evfabric.triggers.executor import Invocation
+
+log = logging.getLogger("evfabric.triggers")
 
 __all__ = ["KEEP_PER_TRIGGER", "ensure_log_stream", "publish_invocations", "read_log", "summarize"]
 
@@ -73,8 +76,8 @@ async def read_log(js: JetStreamContext, trigger: str, limit: int = 50, timeout:
         for _ in range(count):
             msg = await asyncio.wait_for(sub.next_msg(timeout), timeout + 1)
             records.extend(json.loads(msg.data))
-    except (asyncio.TimeoutError, TimeoutError, Exception):
-        pass
+    except Exception as exc:  # a partial log is still worth showing
+        log.debug("reading the invocation log of %s stopped early: %r", trigger, exc)
     finally:
         await sub.unsubscribe()
     return records[-limit:]

@@ -1,7 +1,12 @@
 """Managing triggers: create, list, describe, update, enable/disable, delete, read their logs.
 
-Definitions are validated here, at creation and update, so a bad one (unknown module, invalid
-pattern or filter, impossible numbers) is refused with a clear error before any runner sees it.
+Definitions are validated here, at creation and update, without importing anything (see
+:func:`~evfabric.triggers.spec.validate_spec`), so a bad one (invalid pattern or filter,
+malformed target, impossible numbers) is refused with a clear error before any runner sees it;
+a module the runner cannot import is reported by the runner. With the service's
+:class:`~evfabric.triggers.signing.TriggerKey` (``key=``), what the manager writes is signed, so
+that runners holding the key start it; without it the definitions are unsigned and only a
+runner that accepts unsigned definitions (no access control) runs them.
 :class:`TriggerManager` is the asyncio API over an :class:`~evfabric.fabric.aio.AsyncClient`;
 :class:`Triggers` is the same for the blocking :class:`~evfabric.fabric.client.Client`.
 """
@@ -9,6 +14,7 @@ pattern or filter, impossible numbers) is refused with a clear error before any 
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,9 +23,9 @@ import nats.js.errors as jserr
 
 from evfabric.core.errors import ConfigError
 from evfabric.core.topics import Pattern
-from evfabric.fabric.subjects import pattern_reaches
 from evfabric.triggers import log as invocation_log
 from evfabric.triggers.runner import group_name
+from evfabric.triggers.signing import TriggerKey
 from evfabric.triggers.spec import ActionSpec, TriggerSpec, validate_spec
 from evfabric.triggers.store import TriggerStore
 
@@ -55,27 +61,29 @@ def make_spec(name: str, pattern: str, action: ActionSpec | dict[str, Any] | str
 
 
 class TriggerManager:
-    """Create and manage triggers through an asyncio fabric client."""
+    """Create and manage triggers through an asyncio fabric client (``key``: sign what it writes)."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, key: TriggerKey | None = None) -> None:
         self.client = client
-        self.store = TriggerStore(client.js)
+        self.store = TriggerStore(client.js, key=key, nc=client.nc)
 
-    async def create(self, name: str, pattern: str, action: ActionSpec | dict[str, Any] | str, **options: Any) -> TriggerSpec:
-        """Validate and store a new trigger; runners start it within a moment."""
+    async def create(self, name: str, pattern: str, action: ActionSpec | dict[str, Any] | str, *,
+                     creator: str | None = None, **options: Any) -> TriggerSpec:
+        """Validate and store a new trigger; runners start it within a moment. ``creator``: the
+        identity the service writes it for (None: the key holder)."""
         spec = make_spec(name, pattern, action, **options)
-        await self.store.create(spec)
+        await self.store.create(spec, creator)
         return spec
 
     async def get(self, name: str) -> TriggerSpec:
         """The definition of ``name`` (:class:`NotFound` if none)."""
         return await self.store.get(name)
 
-    async def list(self) -> list[TriggerSpec]:
+    async def list(self) -> builtins.list[TriggerSpec]:
         """Every trigger, by name."""
         return await self.store.list()
 
-    async def update(self, name: str, **changes: Any) -> TriggerSpec:
+    async def update(self, name: str, *, creator: str | None = None, **changes: Any) -> TriggerSpec:
         """Change fields of a trigger (validated as a whole); runners restart it with the new definition."""
         current = msgspec.to_builtins(await self.store.get(name))
         if "action" in changes and isinstance(changes["action"], ActionSpec):
@@ -83,14 +91,14 @@ class TriggerManager:
         current.update(changes)
         current.pop("name")
         spec = make_spec(name, current.pop("pattern"), current.pop("action"), **current)
-        await self.store.put(spec)
+        await self.store.put(spec, creator)
         return spec
 
-    async def enable(self, name: str) -> TriggerSpec:
-        return await self.update(name, enabled=True)
+    async def enable(self, name: str, *, creator: str | None = None) -> TriggerSpec:
+        return await self.update(name, creator=creator, enabled=True)
 
-    async def disable(self, name: str) -> TriggerSpec:
-        return await self.update(name, enabled=False)
+    async def disable(self, name: str, *, creator: str | None = None) -> TriggerSpec:
+        return await self.update(name, creator=creator, enabled=False)
 
     async def delete(self, name: str, settle: float = 0.5) -> None:
         """Remove a trigger and its consumers (events it had not acted on are left to the topic)."""
@@ -99,18 +107,16 @@ class TriggerManager:
         await asyncio.sleep(settle)  # let runners stop pulling before the consumers go
         prefix = group_name(name) + "_"
         js = self.client.js
-        await self.client.catalog.load()
-        for topic in self.client.catalog.all():
-            if not pattern_reaches(Pattern(spec.pattern), topic.name):
-                continue
+        streams = {t.stream for t in await self.client.catalog.matching(Pattern(spec.pattern))}
+        for stream in sorted(streams):  # topics share streams: each stream once
             try:
-                for info in await js.consumers_info(topic.stream):
+                for info in await js.consumers_info(stream):
                     if info.name.startswith(prefix):
-                        await js.delete_consumer(topic.stream, info.name)
+                        await js.delete_consumer(stream, info.name)
             except jserr.NotFoundError:
                 continue
 
-    async def logs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+    async def logs(self, name: str, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """The newest invocation records of ``name`` (status, duration, error...), oldest first."""
         await self.store.get(name)
         return await invocation_log.read_log(self.client.js, name, limit=limit)
@@ -129,9 +135,9 @@ class TriggerManager:
 class Triggers:
     """The blocking twin of :class:`TriggerManager`, for a :func:`evfabric.connect` client."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, key: TriggerKey | None = None) -> None:
         self._client = client
-        self._async = TriggerManager(client.aio)
+        self._async = TriggerManager(client.aio, key=key)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._client._run(coro, 60.0)
@@ -142,7 +148,7 @@ class Triggers:
     def get(self, name: str) -> TriggerSpec:
         return self._run(self._async.get(name))
 
-    def list(self) -> list[TriggerSpec]:
+    def list(self) -> builtins.list[TriggerSpec]:
         return self._run(self._async.list())
 
     def update(self, name: str, **changes: Any) -> TriggerSpec:
@@ -157,7 +163,7 @@ class Triggers:
     def delete(self, name: str) -> None:
         self._run(self._async.delete(name))
 
-    def logs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+    def logs(self, name: str, limit: int = 50) -> builtins.list[dict[str, Any]]:
         return self._run(self._async.logs(name, limit))
 
     def describe(self, name: str) -> dict[str, Any]:

@@ -1,16 +1,19 @@
 """What a trigger is: a pattern, an optional CEL filter, an action, and how to run it.
 
-A :class:`TriggerSpec` is validated completely when it is created (:func:`validate_spec`): the
-pattern parses, the filter compiles, a Python action's ``package.module:function`` imports and
-is callable, a shell command is not empty, a webhook URL is http(s). Bad definitions are refused
-then, with :class:`~evfabric.core.errors.ConfigError` (or ``InvalidPattern`` / ``InvalidFilter``)
-naming the field, never later inside the runner.
+A :class:`TriggerSpec` is validated when it is created (:func:`validate_spec`), and the
+validation is pure: the pattern parses, the filter compiles, the numbers are possible, a Python
+action's target has the ``package.module:function`` syntax, a shell command is not empty, a
+webhook URL is http(s) with a host. Bad definitions are refused then, with
+:class:`~evfabric.core.errors.ConfigError` (or ``InvalidPattern`` / ``InvalidFilter``) naming the
+field. Nothing is imported in the creating process (nor on a REST request): only the runner
+imports a Python action's module, and reports a trigger it cannot import as failed.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -18,9 +21,14 @@ from evfabric.core.errors import ConfigError
 from evfabric.core.filters import Filter
 from evfabric.core.topics import Pattern
 
-__all__ = ["ActionSpec", "TriggerSpec", "validate_spec"]
+__all__ = ["PRIVILEGED_KINDS", "ActionSpec", "TriggerSpec", "check_action", "validate_spec"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_PYTHON_TARGET = re.compile(f"({_DOTTED}):({_DOTTED})")
+
+#: Action kinds that run code on the runner's host: administrators only.
+PRIVILEGED_KINDS = frozenset({"python", "shell"})
 
 
 class ActionSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,10 +70,25 @@ class TriggerSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """the service identity the trigger acts as (access control)."""
 
 
-def validate_spec(spec: TriggerSpec) -> TriggerSpec:
-    """Check every field (and that the action resolves); return the spec or raise naming the field."""
-    from evfabric.triggers.actions import resolve_action  # imports the target: only at validation
+def check_action(action: ActionSpec) -> ActionSpec:
+    """Check an action's syntax without importing or contacting anything; :class:`ConfigError`."""
+    if action.kind == "python":
+        if not _PYTHON_TARGET.fullmatch(action.target.strip()):
+            raise ConfigError(f"python action target {action.target!r} must look like 'package.module:function'")
+    elif action.kind == "shell":
+        if not action.target.strip():
+            raise ConfigError("shell action target (the command) is empty")
+    elif action.kind == "webhook":
+        url = urlsplit(action.target)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"webhook action target {action.target!r} must be an http(s) URL")
+    else:
+        raise ConfigError(f"action kind {action.kind!r} is unknown; choose python, shell or webhook")
+    return action
 
+
+def validate_spec(spec: TriggerSpec) -> TriggerSpec:
+    """Check every field (pure: nothing imported); return the spec or raise naming the field."""
     if not _NAME.fullmatch(spec.name or ""):
         raise ConfigError(f"trigger name {spec.name!r}: 1-64 letters, digits, '_' or '-'")
     Pattern(spec.pattern)
@@ -81,9 +104,11 @@ def validate_spec(spec: TriggerSpec) -> TriggerSpec:
             raise ConfigError(f"trigger {spec.name}: {field} must be an int >= {low}, got {value!r}")
     if spec.max_concurrency < spec.min_concurrency:
         raise ConfigError(f"trigger {spec.name}: max_concurrency ({spec.max_concurrency}) < min_concurrency ({spec.min_concurrency})")
-    for field, value, allow_zero in (("batch_window", spec.batch_window, True), ("timeout", spec.timeout, False), ("backoff", spec.backoff, True)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
-            raise ConfigError(f"trigger {spec.name}: {field} must be a {'non-negative' if allow_zero else 'positive'} number of seconds, got {value!r}")
+    seconds: tuple[tuple[str, float, bool], ...] = (
+        ("batch_window", spec.batch_window, True), ("timeout", spec.timeout, False), ("backoff", spec.backoff, True))
+    for field, secs, allow_zero in seconds:
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or secs < 0 or (secs == 0 and not allow_zero):
+            raise ConfigError(f"trigger {spec.name}: {field} must be a {'non-negative' if allow_zero else 'positive'} number of seconds, got {secs!r}")
     if spec.start not in ("latest", "earliest"):
         from datetime import datetime
 
@@ -93,5 +118,5 @@ def validate_spec(spec: TriggerSpec) -> TriggerSpec:
             raise ConfigError(f"trigger {spec.name}: start must be 'latest', 'earliest' or an ISO 8601 time, got {spec.start!r}") from None
     if spec.ack_wait is not None and (isinstance(spec.ack_wait, bool) or not isinstance(spec.ack_wait, (int, float)) or spec.ack_wait <= spec.timeout):
         raise ConfigError(f"trigger {spec.name}: ack_wait must be a number of seconds above timeout ({spec.timeout}), got {spec.ack_wait!r}")
-    resolve_action(spec.action)
+    check_action(spec.action)
     return spec

@@ -3,7 +3,11 @@
 * ``/access/...``: identities, tokens, topics and grants (:mod:`evfabric.access.api`), always;
 * ``/metrics``, ``/monitor/...``, ``/dashboard``: monitoring, when ``evfabric.monitor.web`` imports;
 * the triggers' routes, when ``evfabric.triggers.api`` imports;
-* ``/openapi.json`` and ``/docs``: the schema of all of it.
+* ``/openapi.json`` and ``/docs``: the schema of all of it (Swagger UI served locally: works
+  offline, see :mod:`evfabric.web.docs`).
+
+Under access control the monitoring paths require a monitoring token (:mod:`evfabric.web.guard`)
+unless ``open_monitoring`` is set.
 
 A service whose module is missing (not written yet, or an optional part not installed) is left
 out; :data:`MISSING` in the app's state says which and why.
@@ -14,15 +18,18 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import evfabric
 from evfabric.access import api as access_api
+from evfabric.access.applied import AppliedChanges
 from evfabric.access.store import AccessStore
+from evfabric.web.docs import use_offline_docs
+from evfabric.web.guard import MonitorGuard
 
 __all__ = ["OPTIONAL_ROUTERS", "create_app"]
 
@@ -32,15 +39,23 @@ log = logging.getLogger("evfabric.web")
 OPTIONAL_ROUTERS: list[tuple[str, str]] = [("evfabric.monitor.web", "router"), ("evfabric.triggers.api", "router")]
 
 
-def create_app(store: AccessStore | None = None, *, monitor: Any = None, title: str = "evfabric") -> FastAPI:
+def create_app(store: AccessStore | None = None, *, monitor: Any = None, title: str = "evfabric",
+               open_monitoring: bool = False, applied: Callable[[], None] | None = None) -> FastAPI:
     """Build the web app. ``store``: the access store the ``/access`` routes work on (without
-    one they answer 503). ``monitor``: an ``evfabric.monitor.Monitor`` for the monitoring routes."""
+    one they answer 503). ``monitor``: an ``evfabric.monitor.Monitor`` for the monitoring routes.
+    ``open_monitoring``: serve ``/metrics``, ``/monitor/...`` and ``/dashboard`` without a token
+    even when the store has identities. ``applied``: makes the broker enforce the store now (an
+    :class:`~evfabric.access.control.AccessControl`'s ``reload``); a changing ``/access`` request
+    is answered only after it returned (:class:`~evfabric.access.applied.AppliedChanges`)."""
     app = FastAPI(
+        docs_url=None,
         title=title,
         version=getattr(evfabric, "__version__", "0"),
         description="evfabric web service: access control (identities, tokens, topics, grants), monitoring, "
                     "triggers. Authenticate with `Authorization: Bearer <token>`.",
     )
+    app.state.open_monitoring = open_monitoring
+    use_offline_docs(app)
     app.include_router(access_api.router)
     if store is not None:
         access_api.use_access(app, store)
@@ -61,6 +76,9 @@ def create_app(store: AccessStore | None = None, *, monitor: Any = None, title: 
         return {"status": "ok", "services": ["access", *(m for m, _ in OPTIONAL_ROUTERS if m not in app.state.missing)]}
 
     app.add_middleware(AllowHeader, app_ref=app)
+    app.add_middleware(MonitorGuard, app_ref=app)
+    if applied is not None:
+        app.add_middleware(AppliedChanges, applied=applied)
     return app
 
 

@@ -67,7 +67,7 @@ class Attendant(LP):
     """Directs each car to the free machine with the lowest id, or queues it (FIFO)."""
 
     def __init__(self, cw: CarWash) -> None:
-        self.delay = cw.attendant_time
+        self.delay, self.warmup = cw.attendant_time, cw.warmup
         self.queue: deque[tuple[int, float]] = deque()
         self.free = list(range(2, 2 + cw.machines))
         self.area = 0.0  # integral of the queue length over time
@@ -76,7 +76,9 @@ class Attendant(LP):
         self.waited = 0
 
     def _advance(self) -> None:
-        self.area += len(self.queue) * (self.now - self.last)
+        start = self.last if self.last > self.warmup else self.warmup  # leave the warm-up out
+        if self.now > start:
+            self.area += len(self.queue) * (self.now - start)
         self.last = self.now
 
     def handle(self, kind: str, data: Any) -> None:
@@ -138,30 +140,34 @@ class Sink(LP):
     """Records each departing car (an outside-world action: ``emit``) and its time in system."""
 
     def __init__(self, cw: CarWash) -> None:
-        self.cars = 0
+        self.warmup = cw.warmup
+        self.cars = self.observed = 0
         self.total = 0.0
 
     def handle(self, kind: str, data: Any) -> None:
         car, arrived = data
         self.cars += 1
-        self.total += self.now - arrived
+        if arrived >= self.warmup:  # cars that arrived during the warm-up are not observed
+            self.observed += 1
+            self.total += self.now - arrived
         self.emit((car, arrived, self.now))
 
     def state(self) -> Any:
-        return self.cars, self.total
+        return self.cars, self.observed, self.total
 
     def set_state(self, state: Any) -> None:
-        self.cars, self.total = state
+        self.cars, self.observed, self.total = state
 
     def finish(self) -> dict[str, Any]:
-        return {"departed": self.cars, "total_time": self.total}
+        return {"departed": self.cars, "observed": self.observed, "total_time": self.total}
 
 
 @dataclass
 class CarWash(Model):
     """The car wash; times in arbitrary units. Results: ``mean_time_in_system`` (from arrival
-    at the attendant to leaving a machine, over departed cars) and ``mean_queue_length`` (time
-    average of the attendant's queue over [0, until])."""
+    at the attendant to leaving a machine, over departed cars that arrived at or after
+    ``warmup``) and ``mean_queue_length`` (time average of the attendant's queue over
+    [warmup, until]); machine utilisations are over the whole run."""
 
     arrival_mean: float = 1.0
     wash_mean: float = 1.6
@@ -170,13 +176,14 @@ class CarWash(Model):
     arrival: str = "exponential"
     wash: str = "exponential"
     lead: float = 0.5
+    warmup: float = 0.0
     seed: int = 1
 
     def __post_init__(self) -> None:
         if self.arrival not in DISTRIBUTIONS or self.wash not in DISTRIBUTIONS:
             raise ConfigError(f"arrival and wash must be among {DISTRIBUTIONS}")
-        if self.machines < 1 or self.lead <= 0 or self.attendant_time < 0:
-            raise ConfigError("the car wash needs machines >= 1, lead > 0, attendant_time >= 0")
+        if self.machines < 1 or self.lead <= 0 or self.attendant_time < 0 or self.warmup < 0:
+            raise ConfigError("the car wash needs machines >= 1, lead > 0, attendant_time >= 0, warmup >= 0")
         self.size = self.machines + 3
         self.lookahead = self.lead
 
@@ -197,11 +204,12 @@ class CarWash(Model):
         sink, att = reports[-1], reports[ATTENDANT]
         machines = reports[2:-1]
         horizon = att["end"]
+        observed = horizon - self.warmup
         return {
             "generated": reports[SOURCE]["generated"],
             "departed": sink["departed"],
-            "mean_time_in_system": sink["total_time"] / sink["departed"] if sink["departed"] else math.nan,
-            "mean_queue_length": att["queue_area"] / horizon if horizon > 0 else math.nan,
+            "mean_time_in_system": sink["total_time"] / sink["observed"] if sink["observed"] else math.nan,
+            "mean_queue_length": att["queue_area"] / observed if observed > 0 else math.nan,
             "max_queue": att["max_queue"],
             "waited": att["waited"],
             "washed": [m["washed"] for m in machines],

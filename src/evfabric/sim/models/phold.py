@@ -24,7 +24,7 @@ _log = math.log
 class PholdLP(LP):
     """One PHOLD LP; its state is the number of events it handled and the sum of their times."""
 
-    __slots__ = ("n", "start", "remote", "lookahead", "mean", "count", "tsum")  # compact: 1000s of LPs
+    __slots__ = ("count", "lookahead", "mean", "n", "remote", "start", "tsum")  # compact: 1000s of LPs
 
     def __init__(self, n: int, start: int, remote: float, lookahead: float, mean: float) -> None:
         self.n, self.start, self.remote, self.lookahead, self.mean = n, start, remote, lookahead, mean

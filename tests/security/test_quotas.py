@@ -1,0 +1,117 @@
+"""Issue #10 point 7: per-identity quotas (topics, storage, consumers); ``max_bytes`` capped, so a
+user's reservation cannot starve the others."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from _attack import Raw, eventually, wait_until
+from nats.js.api import ConsumerConfig
+
+from evfabric.core.errors import QuotaExceeded
+from evfabric.fabric.streams import TopicConfig, add_consumer, create_topic, update_topic
+from evfabric.fabric.subjects import stream_name
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
+
+
+def test_storage_and_topic_quotas(tight: Any) -> None:
+    async def main() -> None:
+        bob = await Raw().open(tight.url, tight.tokens["bob"])
+        js = bob.nc.jetstream()
+        with pytest.raises(QuotaExceeded, match="exceeds the per-topic cap"):
+            await create_topic(js, TopicConfig("huge", max_bytes=8 << 30))  # the 8 GiB reservation
+        info = await create_topic(js, TopicConfig("b1"))  # default: capped at the per-topic limit
+        assert info.config.max_bytes == 1 << 20
+        with pytest.raises(QuotaExceeded, match="storage quota"):
+            await create_topic(js, TopicConfig("b2"))  # 1 MiB + 1 MiB > 1.5 MiB
+        await create_topic(js, TopicConfig("b2", max_bytes=1 << 19))
+        with pytest.raises(QuotaExceeded, match="topics"):
+            await create_topic(js, TopicConfig("b3", max_bytes=1 << 10))  # third topic
+        with pytest.raises(QuotaExceeded):
+            await update_topic(js, "b2", max_bytes=1 << 20)  # growing past the storage quota
+        # positive control: another user is not starved by bob
+        alice = await Raw().open(tight.url, tight.tokens["alice"])
+        assert (await create_topic(alice.nc.jetstream(), TopicConfig("a1"))).config.max_bytes == 1 << 20
+        # administrators have no quota
+        root = await Raw().open(tight.url, tight.tokens["root"])
+        assert (await create_topic(root.nc.jetstream(), TopicConfig("big", max_bytes=64 << 20))).config.max_bytes
+        for c in (alice, bob, root):
+            await c.close()
+
+    asyncio.run(main())
+
+
+def test_consumer_quota(tight: Any) -> None:
+    async def main() -> None:
+        bob = await Raw().open(tight.url, tight.tokens["bob"])
+        js = bob.nc.jetstream()
+        await create_topic(js, TopicConfig("c1"))
+        stream = stream_name("c1")
+        for i in range(2):
+            await add_consumer(js, stream, ConsumerConfig(durable_name=f"k{i}"))
+        with pytest.raises(QuotaExceeded, match="consumers"):
+            await add_consumer(js, stream, ConsumerConfig(durable_name="k2"))
+        await js.delete_consumer(stream, "k0")  # its own consumer: allowed, and frees the quota
+        await add_consumer(js, stream, ConsumerConfig(durable_name="k2"))
+        await bob.close()
+
+    asyncio.run(main())
+
+
+def test_connection_quota(tight: Any) -> None:
+    tight.control.connections.limit = 2
+
+    async def main() -> None:
+        conns = [await Raw().open(tight.url, tight.tokens["bob"]) for _ in range(3)]
+        # the newest connection beyond the quota is closed within a poll or two
+        assert await eventually(lambda: [c.nc.is_connected for c in conns] == [True, True, False], 10)
+        assert await eventually(lambda: tight.control.connections.kicked >= 1, 5)  # counted once KICK returns
+        others = [await Raw().open(tight.url, tight.tokens["alice"]) for _ in range(2)]  # positive control
+        await asyncio.sleep(1.0)  # more than a poll: nobody within the quota is closed
+        assert all(c.nc.is_connected for c in others) and all(c.nc.is_connected for c in conns[:2])
+        for c in conns + others:
+            await c.nc.close()
+
+    asyncio.run(main())
+
+
+def test_the_extra_connection_is_refused_at_connect(tight: Any) -> None:
+    """An evfabric client beyond its identity's connection quota gets QuotaExceeded (one line,
+    the figures) from connect; a raw client beyond it is closed at once (the connect event), not
+    at the next poll; the others and administrators keep theirs."""
+    import time
+
+    import evfabric
+
+    tight.control.connections.limit = 2
+    tight.control.poll_interval = 60.0  # only the connect events can act within this test
+    time.sleep(0.5)  # the watcher's current wait (0.2 s) ends; its next one is a minute
+    kicked = tight.control.connections.kicked
+    with evfabric.connect(tight.url, token=tight.tokens["bob"]) as one, \
+            evfabric.connect(tight.url, token=tight.tokens["bob"]) as two:
+        with pytest.raises(QuotaExceeded) as err:
+            evfabric.connect(tight.url, token=tight.tokens["bob"])
+        msg = str(err.value)
+        assert "\n" not in msg and "'bob' has 2 connections" in msg and "quota is 2 per server" in msg, msg
+        # positive controls: bob's two work, alice and the administrator connect
+        one.publish("users.bob.x", {"i": 1})
+        two.publish("users.bob.x", {"i": 2})
+        with evfabric.connect(tight.url, token=tight.tokens["alice"]), \
+                evfabric.connect(tight.url, token=tight.tokens["root"]), \
+                evfabric.connect(tight.url, token=tight.tokens["root"]), \
+                evfabric.connect(tight.url, token=tight.tokens["root"]):
+            pass
+
+        async def raw() -> None:
+            extra = await Raw().open(tight.url, tight.tokens["bob"], allow_reconnect=False)
+            started = time.monotonic()
+            assert await eventually(lambda: not extra.nc.is_connected, 5)
+            assert time.monotonic() - started < 3  # the connect event, not the minute's poll
+            await extra.nc.close()
+
+        asyncio.run(raw())
+        assert wait_until(lambda: tight.control.connections.kicked > kicked, 5)
+        assert one.is_connected and two.is_connected
