@@ -195,7 +195,7 @@ def _broker_sees(secured: Any, perms: dict[str, Any]) -> list[str]:
             await root.nc.publish(subject, b"x")
         await root.nc.flush()
         expect = {s: [m for m in SUBJECTS if user.delivered(s, m)] for s in SUBSCRIPTIONS}
-        await eventually(lambda: all(len(got[s]) >= len(expect[s]) for s in SUBSCRIPTIONS), 5)
+        await eventually(lambda: all(len(got[s]) >= len(expect[s]) for s in SUBSCRIPTIONS))
         await asyncio.sleep(0.3)  # room for deliveries the model does not expect
         wrong = []
         for s in SUBSCRIPTIONS:
