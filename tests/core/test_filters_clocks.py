@@ -53,3 +53,14 @@ def test_vector_clock_order():
     assert b.concurrent(c)
     m = b.merge(c)
     assert b <= m and c <= m and m["p"] == 2 and m["q"] == 1
+
+
+def test_importing_evfabric_does_not_load_cel() -> None:
+    """The cel package imports its command line (prompt_toolkit) on import: 0.15 s of every
+    process's start. It loads with the first filter instead."""
+    import subprocess
+    import sys
+
+    code = ("import sys, evfabric; assert 'cel' not in sys.modules, 'loaded at import';"
+            "evfabric.EventService().subscribe('a.*', filter='body.x > 1'); assert 'cel' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -26,8 +26,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import cel
-
 from evfabric.core.errors import InvalidFilter
 from evfabric.core.event import Event
 
@@ -50,6 +48,8 @@ class Filter:
     def __init__(self, expression: str) -> None:
         if not isinstance(expression, str) or not expression.strip():
             raise InvalidFilter(f"a filter must be a non-empty CEL expression, got {expression!r}")
+        import cel  # here, not at import: the cel package imports its CLI (prompt_toolkit), 0.15 s
+
         try:
             self._program = cel.compile(expression)
         except Exception as exc:  # the CEL library raises ValueError with the parser's message
