@@ -103,6 +103,34 @@ def test_reload_applies_new_settings_and_refuses_bad_ones(broker: BrokerServer) 
     assert broker.running and broker.healthy()
 
 
+def test_reload_wait_needs_an_answer_not_a_failed_request(tmp_path: Path) -> None:
+    """``reload(wait=True)`` returns once the server says it loaded the new config: monitoring
+    requests that fail meanwhile (a loaded machine) are asked again, never taken as the answer;
+    a reload never confirmed raises instead of returning as if it had worked."""
+    with BrokerServer(data_dir=tmp_path / "b") as srv:
+        real = srv.monitor
+        calls = {"varz": 0}
+
+        def flaky(endpoint: str) -> dict:
+            if endpoint == "varz":
+                calls["varz"] += 1
+                if 2 <= calls["varz"] <= 6:  # the first answers (before the SIGHUP), the next five fail
+                    raise BrokerUnavailable("monitoring endpoint: timed out")
+            return real(endpoint)
+
+        srv.monitor = flaky  # type: ignore[method-assign]
+        srv.settings.max_payload = 4096
+        srv.reload(wait=True)
+        assert calls["varz"] > 6
+        srv.monitor = real  # type: ignore[method-assign]
+        assert srv.varz()["max_payload"] == 4096  # loaded when reload returned, not some time later
+
+        frozen = real("varz")
+        srv.monitor = lambda endpoint: frozen  # type: ignore[method-assign]  # the server never says so
+        with pytest.raises(BrokerUnavailable, match="did not confirm"):
+            srv.reload(wait=True, timeout=0.5)
+
+
 def test_config_hook_edits_generated_config(tmp_path: Path) -> None:
     from evfabric.broker.config import ServerSettings, build_config, render_config
 
