@@ -116,3 +116,15 @@ def test_index_after_removals_agrees(patterns, data):
     t = data.draw(TOPICS)
     expected = tuple(i for i, p in enumerate(patterns) if i not in gone and reference_match(p, t))
     assert ix.match(t) == expected
+
+
+def test_index_says_whether_anyone_watches_the_reserved_group():
+    """The service builds framework events only when a pattern can match them (``cca...``)."""
+    idx: PatternIndex[str] = PatternIndex()
+    h = idx.add(Pattern("*"), "everything")  # a leading wildcard does not reach cca topics
+    assert not idx.watches_reserved() and idx.match("cca.subscription.added") == ()
+    c = idx.add(Pattern("cca.*"), "framework")
+    assert idx.watches_reserved() and idx.match("cca.subscription.added") == ("framework",)
+    idx.remove(Pattern("cca.*"), c)
+    assert not idx.watches_reserved()
+    idx.remove(Pattern("*"), h)

@@ -117,6 +117,11 @@ class PatternIndex(Generic[T]):
             node = parent
         return True
 
+    def watches_reserved(self) -> bool:
+        """True when some pattern starts with the reserved group's name (``cca.*``...): only those
+        match framework events (leading wildcards do not reach them)."""
+        return RESERVED_GROUP in self._root.literal
+
     def match(self, topic: str) -> tuple[T, ...]:
         """Values whose pattern matches ``topic`` (a valid topic name), in insertion order."""
         cache = self.cache

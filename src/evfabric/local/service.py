@@ -333,6 +333,8 @@ class EventService:
         flt.on_error = failed
 
     def _announce(self, sub: Subscription) -> None:
+        if not self._index.watches_reserved():
+            return  # nobody listens to framework events: do not build one
         # Subclasses that filter before the hand-off (fabric subscriptions) name their filter here.
         expression = getattr(sub, "filter_expression", None)
         if expression is None and sub.filter is not None:
@@ -387,6 +389,8 @@ class EventService:
     def emit(self, topic: str, body: Body) -> None:
         """Publish a framework event (``topic`` in the reserved ``cca`` group), only when someone
         listens; it bypasses the queue bound and is not validated (the framework builds it)."""
+        if not self._index.watches_reserved():
+            return
         subs = self._match(topic)
         if not subs or self._closed:
             return
