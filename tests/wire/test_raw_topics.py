@@ -147,3 +147,31 @@ def test_raw_topic_settings() -> None:
         TopicConfig("lab.probe", raw="yes")  # type: ignore[arg-type]
     assert foreign_payload(make_event("lab.probe.cmd", {"a": 1}, source="s")) == (b'{"a":1}', {"Content-Type": "application/json"})
     assert foreign_payload(make_event("lab.probe.cmd", {"data": b"\x00"}, source="s")) == (b"\x00", None)
+
+
+def test_a_wide_best_effort_pattern_also_reads_the_raw_topics_below_it(broker) -> None:
+    """``lab.*`` over raw topic ``lab.probe``: a best-effort subscriber gets the devices' messages
+    and the evfabric events beside them, as a reliable one reads both streams; a pattern the raw
+    topic lies outside of, or a leading wildcard's narrower reach, gets only what it matches."""
+    root = unique("lab")
+    with evfabric.connect(broker.url, source="reader") as client:
+        client.create_topic(f"{root}.probe", raw=True)
+        wide: list = []
+        client.subscribe(f"{root}.*", listener=wide.append)
+        one: list = []
+        client.subscribe(f"{root}.?", listener=one.append)  # lab.probe, not lab.probe.temp
+        led: list = []
+        client.subscribe("*.probe", listener=led.append)  # a leading wildcard reads every raw topic, matched here
+        beside: list = []
+        client.subscribe(f"{root}.door.*", listener=beside.append)
+        asyncio.run(_publish(broker.url, [(f"{root}.probe", b'{"n": 1}', None),
+                                          (f"{root}.probe.temp", b'{"n": 2}', None)]))
+        client.publish(f"{root}.door.open", {"n": 3})  # an evfabric topic beside the raw one
+        client.publish(f"{root}.probe", {"n": 4})  # evfabric's publish on the raw topic: its body alone
+        assert wait_until(lambda: len(wide) == 4 and len(one) == 2 and len(beside) == 1 and len(led) == 2), \
+            (wide, one, beside, led)
+        assert sorted(ev.body["n"] for ev in wide) == [1, 2, 3, 4]
+        assert sorted((ev.topic, ev.body["n"]) for ev in one) == [(f"{root}.probe", 1), (f"{root}.probe", 4)]
+        assert [ev.body["n"] for ev in beside] == [3] and sorted(ev.body["n"] for ev in led) == [1, 4]
+        raw = [ev for ev in wide if ev.body["n"] in (1, 2)]
+        assert all(ev.type == RAW_TYPE and ev.publisher is None for ev in raw)

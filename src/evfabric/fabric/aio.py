@@ -289,8 +289,9 @@ class AsyncClient:
         partitioned topics). ``raw``: read a foreign topic, on its own subject (an MQTT device's
         ``lab/probe/temp`` is ``lab.probe.temp``), every message one event (docs/wire.md 5); by
         default (None) a pattern whose topic is declared raw (``TopicConfig(raw=True)``) is read so,
-        and reliably from the raw topic's stream; ``raw=True`` reads foreign subjects with no topic
-        declared (best effort only).
+        and reliably from the raw topic's stream; a wider pattern (``lab.*`` over raw ``lab.probe``)
+        reads the raw topics it reaches beside the evfabric ones; ``raw=True`` reads foreign
+        subjects with no topic declared (best effort only).
         """
         if self._closed:
             raise ServiceClosed("the fabric client is closed")
@@ -303,9 +304,14 @@ class AsyncClient:
         chosen = check_delivery(chosen)
         if max_deliver < 1:
             raise ConfigError(f"max_deliver must be >= 1, got {max_deliver}")
+        foreign: list[str] = []  # raw topics' subjects a best-effort pattern also reads
         if chosen == BEST_EFFORT and raw is None:
             raw = await self.receiving.declared_raw(pat)
+            if not raw:
+                foreign = await self.receiving.raw_below(pat)
         subject, exact = pattern_tokens(pat.text) if raw else pattern_filter(pat)
+        if foreign:
+            exact = exact and pattern_tokens(pat.text)[1]
         sub = FabricSubscription(self, pat, flt, name or group or f"fsub-{next(self._names)}", chosen, group, exact)
         if listener is not None:
             sub.add_listener(listener)
@@ -315,6 +321,8 @@ class AsyncClient:
         try:
             if chosen == BEST_EFFORT:
                 await self.receiving.feed(sub, subject, bool(raw))
+                for raw_subject in foreign:
+                    await self.receiving.feed(sub, raw_subject, True)
                 await self.nc.flush()  # the server may send a refusal after the first PONG: one more round trip
             else:
                 await self.receiving.reliable(sub, start, name, max_deliver, ack_wait, redeliver_delay, dead_letter,

@@ -7,7 +7,9 @@ message per key, read with a direct get):
 
 * ``t.<topic>``: the topic's record (``{"config": {...}, "stream": ..., "created": ...}``);
 * ``n.<namespace>``: the namespace's record (``{"stream": ..., "settings": {...}}``), present
-  while its stream exists.
+  while its stream exists;
+* ``r.<topic>``: present (``{}``) while ``<topic>`` is a raw topic: the index a best-effort
+  subscription reads to find the raw topics below its pattern's head (one request).
 
 A client never lists the catalog to connect or publish: :class:`TopicCache` resolves the topic
 covering a published topic on demand (one lookup for the namespace, then one per candidate topic

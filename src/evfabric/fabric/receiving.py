@@ -19,13 +19,14 @@ from evfabric.core.errors import ConfigError, NotFound
 from evfabric.core.event import Event
 from evfabric.core.topics import MANY, ONE, Pattern
 from evfabric.fabric.batching import Ticket
+from evfabric.fabric.catalog import catalog_keys
 from evfabric.fabric.consumers import CoreFeed, DecodedRecently, Wiring
 from evfabric.fabric.deadletter import dead_letter
 from evfabric.fabric.positions import EventLag, check_position
 from evfabric.fabric.pull import PullConsumer, consumer_config
 from evfabric.fabric.replay import Start, deliver_policy, start_position
 from evfabric.fabric.streams import TopicConfig, create_topic
-from evfabric.fabric.subjects import intersect, pattern_filter, stream_name, topic_subject
+from evfabric.fabric.subjects import ANONYMOUS, intersect, pattern_filter, raw_subjects, stream_name, topic_subject
 from evfabric.fabric.subscription import FabricSubscription
 from evfabric.wire.subject import pattern_tokens
 
@@ -93,17 +94,26 @@ class Receiving:
 
     async def declared_raw(self, pat: Pattern) -> bool:
         """True when the topic covering ``pat``'s literal head is declared raw (cached lookups)."""
-        head: list[str] = []
-        for seg in pat.segments:
-            if seg in (ONE, MANY):
-                break
-            head.append(seg)
+        head = literal_head(pat)
         if not head:
             return False
-        cover = self.client.catalog.covering(".".join(head))
-        if cover is None and not self.client.catalog.known(".".join(head)):
-            cover = await self.client.catalog.resolve(".".join(head))
+        cover = self.client.catalog.covering(head)
+        if cover is None and not self.client.catalog.known(head):
+            cover = await self.client.catalog.resolve(head)
         return cover is not None and cover.raw
+
+    async def raw_below(self, pat: Pattern) -> list[str]:
+        """The foreign subjects, within ``pat``, of the raw topics strictly below its literal head
+        (of every raw topic when it starts with a wildcard): a best-effort ``lab.*`` also reads
+        raw topic ``lab.probe``'s devices, as a reliable one reads its stream. One catalog
+        request; raw topics declared later are not followed. None under access control, which
+        closes foreign subjects (docs/security.md)."""
+        if self.client.identity != ANONYMOUS:
+            return []
+        names = await catalog_keys(self.client.js, "r", literal_head(pat) or None)
+        foreign = pattern_tokens(pat.text)[0]
+        found = (intersect(s, foreign) for name in names for s in raw_subjects(name))
+        return list(dict.fromkeys(f for f in found if f is not None))
 
     async def reliable(self, sub: FabricSubscription, start: Start, name: str | None, max_deliver: int,
                        ack_wait: float, redeliver_delay: float, dead_letter: bool, ordered: bool | None,
@@ -195,6 +205,16 @@ class Receiving:
             for c in sub.consumers:
                 if isinstance(c, PullConsumer):
                     c.on_reconnect()
+
+
+def literal_head(pat: Pattern) -> str:
+    """``pat``'s segments before its first wildcard, as a topic name ('' if it starts with one)."""
+    head: list[str] = []
+    for seg in pat.segments:
+        if seg in (ONE, MANY):
+            break
+        head.append(seg)
+    return ".".join(head)
 
 
 def _with_partition(filt: str, partition: int) -> str:

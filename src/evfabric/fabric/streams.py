@@ -347,6 +347,7 @@ async def _create_raw(js: JetStreamContext, config: TopicConfig, record: dict[st
                                 f"{exc.description}") from None
         raise _translate(exc, what) from None
     created = await _put_record(js, config, record, what, exist_ok)
+    await catalog_put(js, "r", config.name, {})  # the raw-topic index (catalog module docstring)
     if created is not None and await catalog_get(js, "n", config.namespace) is None:
         await catalog_put(js, "n", config.namespace, {"stream": None, "settings": None}, create=True)
     return await describe_topic(js, config.name)
@@ -540,6 +541,7 @@ async def delete_topic_direct(js: JetStreamContext, name: str) -> list[str]:
     await catalog_delete(js, "t", name)
     deleted: list[str] = []
     if cfg.raw:
+        await catalog_delete(js, "r", name)
         try:
             deleted = [c.name for c in await js.consumers_info(stream)]
             await js.delete_stream(stream)
