@@ -13,6 +13,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 
 from evfabric.access import nats_options
 from evfabric.fabric.subjects import stream_name
+from evfabric.testing import connection_refused
 from evfabric.testing import wait_until_async as wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
@@ -53,28 +54,10 @@ class Conn:
         return any("permissions violation" in e.lower() and what.lower() in e.lower() for e in self.errors)
 
 
-async def refused(url: str, **opts: Any) -> bool:
-    """True when the server refuses the connection for its credentials. The server may close the
-    socket before nats-py reads its error, so a reset is retried until the error is seen."""
-    for _ in range(5):
-        try:
-            nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, **opts)
-        except nats.errors.Error as exc:
-            if "authorization violation" in str(exc).lower():
-                return True
-        except OSError:
-            pass  # reset before the error arrived: ask again
-        else:
-            await nc.close()
-            return False
-        await asyncio.sleep(0.1)
-    return False
-
-
 def test_no_token_and_bad_token_are_refused(guarded: Any) -> None:
     async def main() -> None:
         for opts in ({}, {"user": "alice", "password": "guess"}):
-            assert await refused(guarded.server.url, **opts)
+            assert await connection_refused(guarded.server.url, **opts)
 
     asyncio.run(main())
 
@@ -158,7 +141,7 @@ def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> N
         assert time.monotonic() - t0 < 5
         # the server says why (on the closed connection or on the client's reconnect attempt)
         assert await wait_for(lambda: any("authorization violation" in e.lower() for e in conn.errors), 3)
-        assert await refused(guarded.server.url, **nats_options(doomed.secret))
+        assert await connection_refused(guarded.server.url, **nats_options(doomed.secret))
         # the identity's other token keeps working on its existing connection
         await keep.nc.publish("evf.bob.0.users.bob.still", b"ok")
         assert await wait_for(lambda: got == [b"ok"])
@@ -175,7 +158,7 @@ def test_an_expiring_token_is_reaped(guarded: Any) -> None:
         conn = await Conn().open(guarded.server.url, tok.secret)
         assert conn.nc.is_connected
         await asyncio.wait_for(conn.disconnected.wait(), 6)
-        assert await refused(guarded.server.url, **nats_options(tok.secret))
+        assert await connection_refused(guarded.server.url, **nats_options(tok.secret))
         await conn.nc.close()
 
     asyncio.run(main())

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
-import nats.errors
 import pytest
 from typer.testing import CliRunner
 
@@ -17,18 +15,10 @@ from evfabric.access import AccessStore, nats_options
 from evfabric.access.internal import access_enabled, service_url
 from evfabric.broker.config import free_port
 from evfabric.cli import app as cli_app
+from evfabric.testing import connection_refused
 from evfabric.web.server import start_with_broker
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
-
-
-async def _refused(url: str, **opts: Any) -> bool:
-    try:
-        nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, **opts)
-    except (nats.errors.Error, OSError):  # refused, or the socket closed before the refusal was read
-        return True
-    await nc.close()
-    return False
 
 
 def test_start_with_broker_serves_the_api_and_enforces_the_store(broker: Any) -> None:
@@ -49,9 +39,9 @@ def test_start_with_broker_serves_the_api_and_enforces_the_store(broker: Any) ->
         assert "/access/tokens" in httpx.get(f"{base}/openapi.json").json()["paths"]
 
         async def check() -> None:
-            assert await _refused(broker.url)  # anonymous
-            assert not await _refused(broker.url, **nats_options(tok))
-            assert not await _refused(url)  # the services' credentials
+            assert await connection_refused(broker.url)  # anonymous
+            assert not await connection_refused(broker.url, **nats_options(tok))
+            assert not await connection_refused(url)  # the services' credentials
 
         asyncio.run(check())
     finally:
@@ -106,9 +96,9 @@ def test_a_data_dir_with_identities_is_enforced_from_the_first_start(tmp_path: P
             srv.start()
 
         async def check() -> None:
-            assert not await _refused(servers[0].url)  # no store: left alone
-            assert await _refused(servers[1].url)
-            assert not await _refused(servers[1].url, **nats_options(tok))
+            assert not await connection_refused(servers[0].url)  # no store: left alone
+            assert await connection_refused(servers[1].url)
+            assert not await connection_refused(servers[1].url, **nats_options(tok))
 
         asyncio.run(check())
         assert not (open_dir / "access.db").exists()  # the hook never creates a store

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import nats
@@ -47,22 +46,5 @@ class Raw:
 
     async def close(self) -> None:
         await self.nc.close()
-
-
-async def refused(url: str, **opts: Any) -> bool:
-    """True when the server refuses the connection for its credentials (a reset is retried)."""
-    for _ in range(5):
-        try:
-            nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, **opts)
-        except nats.errors.Error as exc:
-            if "authorization violation" in str(exc).lower():
-                return True
-        except OSError:
-            pass  # reset before the error arrived: ask again
-        else:
-            await nc.close()
-            return False
-        await asyncio.sleep(0.1)
-    return False
 
 

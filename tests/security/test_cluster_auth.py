@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from _attack import Raw, eventually, refused, wait_until
+from _attack import Raw, eventually, wait_until
 from typer.testing import CliRunner
 
 from evfabric.access import AccessStore
@@ -17,6 +17,7 @@ from evfabric.access.control import AccessControl
 from evfabric.broker.config import LEAF_USER, ClusterSettings, ServerSettings, with_userinfo
 from evfabric.broker.server import BrokerServer
 from evfabric.cli import app as cli_app
+from evfabric.testing import connection_refused as refused
 from evfabric.testing import running_cluster
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(90)]

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _attack import refused
 
 from evfabric.access import AccessStore, nats_options
 from evfabric.access.control import AccessControl
 from evfabric.broker import config as server_config
+from evfabric.testing import connection_refused as refused
 from evfabric.testing import running_broker
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]

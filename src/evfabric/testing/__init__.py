@@ -9,6 +9,7 @@
   real nats-server processes on free 127.0.0.1 ports, always stopped at the end.
 * :func:`wait_until`, :func:`wait_until_async`, :func:`wait_for` (:mod:`.waiting`): poll a
   condition with a bounded timeout instead of sleeping.
+* :func:`connection_refused` (:mod:`.refusal`): whether a broker refuses some credentials.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from evfabric.core.clocks import ManualClock
 from evfabric.testing.memory import MemoryBroker, MemoryClient, MemoryStats, MemorySubscription, SubscriptionStats
 from evfabric.testing.memory_aio import AsyncMemoryClient
+from evfabric.testing.refusal import connection_refused
 from evfabric.testing.servers import (
     BrokerCluster,
     BrokerServer,
@@ -37,6 +39,7 @@ __all__ = [
     "MemoryStats",
     "MemorySubscription",
     "SubscriptionStats",
+    "connection_refused",
     "running_broker",
     "running_cluster",
     "running_leaf_pair",
