@@ -12,6 +12,7 @@ import pytest
 from nats.js.api import ConsumerConfig, StreamConfig
 
 from evfabric.access import nats_options
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import stream_name
 from evfabric.testing import connection_refused
 from evfabric.testing import wait_until_async as wait_for
@@ -46,12 +47,23 @@ class Conn:
             got.append(msg.data)
 
         await self.nc.subscribe(subject, cb=cb)
-        await self.nc.flush()
+        await flush(self.nc)
         return got
+
+    def state(self) -> str:
+        return f"errors {self.errors}, connected {self.nc.is_connected}, disconnected once {self.disconnected.is_set()}"
 
     def violated(self, what: str) -> bool:
         # nats-py lower-cases the server's message
         return any("permissions violation" in e.lower() and what.lower() in e.lower() for e in self.errors)
+
+
+def seen(guarded: Any, alice: Conn, bob: Conn) -> str:
+    """What the clients, the control and the server's log saw: the message of a failed wait."""
+    log = guarded.server.log_path.read_text(errors="replace").splitlines()
+    notable = [ln for ln in log if any(w in ln for w in ("Removed sub", "Permissions", "Authorization", "Reloaded", "reload"))]
+    return (f"alice: {alice.state()}; bob: {bob.state()}; reloads {guarded.control.reloads}, last error "
+            f"{guarded.control.last_error!r}; server log: {notable[-12:]}")
 
 
 def test_no_token_and_bad_token_are_refused(guarded: Any) -> None:
@@ -75,10 +87,10 @@ def test_a_user_without_grants_cannot_publish_or_subscribe(guarded: Any) -> None
         assert await wait_for(lambda: bob.violated('subscription to "evf.*.*.jobs.>"'))
         await bob.nc.publish("evf.bob.0.jobs.status", b"forged")
         await bob.nc.publish("evf.alice.0.jobs.status", b"forged")  # nor in alice's name
-        await bob.nc.flush()
+        await flush(bob.nc)
         await alice.nc.publish("evf.bob.0.jobs.status", b"impersonated")  # the owner cannot claim to be bob
         await alice.nc.publish("evf.alice.0.jobs.status", b"real")
-        await alice.nc.flush()
+        await flush(alice.nc)
         assert await wait_for(lambda: bob.violated('publish to "evf.bob.0.jobs.status"'))
         assert await wait_for(lambda: bob.violated('publish to "evf.alice.0.jobs.status"'))
         assert await wait_for(lambda: alice.violated('publish to "evf.bob.0.jobs.status"'))
@@ -113,13 +125,13 @@ def test_namespaces_are_isolated_and_a_grant_opens_exactly_its_topic(guarded: An
         await bob.nc.publish("evf.bob.0.users.bob.note", b"mine")
         for subj in ("evf.alice.0.users.alice.shared.x", "evf.alice.0.users.alice.private.x"):
             await alice.nc.publish(subj, subj.encode())
-        await alice.nc.flush()
-        await bob.nc.flush()
-        assert await wait_for(lambda: shared == [b"evf.alice.0.users.alice.shared.x"])
+        await flush(alice.nc)
+        await flush(bob.nc)
+        assert await wait_for(lambda: shared == [b"evf.alice.0.users.alice.shared.x"]), seen(guarded, alice, bob)
         assert own == [b"mine"]
         assert not bob.violated("users.alice.shared")
         await bob.nc.publish("evf.bob.0.users.alice.shared.x", b"no")  # subscribe only: no publish
-        await bob.nc.flush()
+        await flush(bob.nc)
         assert await wait_for(lambda: bob.violated('publish to "evf.bob.0.users.alice.shared.x"'))
         await alice.nc.close()
         await bob.nc.close()

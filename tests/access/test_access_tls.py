@@ -10,6 +10,7 @@ import pytest
 
 from evfabric.access import nats_options
 from evfabric.access.tls import enable_tls, self_signed
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import wait_until_async
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
@@ -32,7 +33,7 @@ def test_tls_with_a_self_signed_certificate(guarded: Any, tmp_path: Any) -> None
 
         await nc.subscribe("evf.*.*.users.alice.>", cb=cb)
         await nc.publish("evf.alice.0.users.alice.x", b"secret")
-        await nc.flush()
+        await flush(nc)
         assert await wait_until_async(lambda: got)
         assert got == [b"secret"]
         await nc.close()

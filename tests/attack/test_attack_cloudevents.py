@@ -18,6 +18,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 import evfabric
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_subject
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
@@ -28,7 +29,7 @@ def _send(url: str, subject: str, messages: list[tuple[dict[str, str], bytes]]) 
         nc = await nats.connect(url)
         for headers, payload in messages:
             await nc.publish(subject, payload, headers=headers)
-        await nc.flush()
+        await flush(nc)
         await nc.close()
     asyncio.run(go())
 

@@ -14,6 +14,7 @@ from _raw_publisher import RawStream, batch_bytes
 
 import evfabric
 from evfabric.core.topics import Pattern
+from evfabric.fabric.roundtrip import flush
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(40)]
 
@@ -45,7 +46,7 @@ def test_overlapping_patterns_in_one_client_each_get_exactly_theirs(broker_sessi
             for t, n in per.items():
                 for k in range(n // 10):
                     await streams[k % 2].publish(t, batch_bytes(t, k * 10, 10), 10)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
         asyncio.run(go())
         expected = {k: sum(n for t, n in per.items() if Pattern(p).matches(t)) for k, p in enumerate(patterns)}
@@ -115,7 +116,7 @@ def test_backlog_drops_count_only_for_subscriptions_they_concern(broker_session)
             raw = RawStream(nc)
             for k in range(20):
                 await raw.publish(topic, batch_bytes(topic, k * 100, 100), 100)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
         asyncio.run(go())
         assert wait_until(lambda: wide.stats.received + wide.stats.dropped == 2000, timeout=10), wide.stats

@@ -15,6 +15,7 @@ from _raw_publisher import RawStream, batch_bytes
 
 import evfabric
 from evfabric.core.event import new_id
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_subject
 from evfabric.wire import encode_events
 
@@ -26,7 +27,7 @@ def _run_raw(url: str, body: Callable[[Any, RawStream], Awaitable[None]]) -> Raw
         nc = await nats.connect(url)
         raw = RawStream(nc)
         await body(nc, raw)
-        await nc.flush()
+        await flush(nc)
         await nc.close()
         return raw
     return asyncio.run(go())

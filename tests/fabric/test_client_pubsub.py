@@ -13,6 +13,7 @@ from _fabric_helpers import unique, wait_until
 
 import evfabric
 from evfabric.core.errors import BrokerUnavailable, InvalidTopic, ReservedTopic
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_subject
 from evfabric.testing import wait_until_async
 
@@ -110,7 +111,7 @@ def test_burst_travels_in_few_messages_and_lone_event_is_not_delayed(broker_sess
             msgs.append(m.data)
 
         await nc.subscribe(subject, cb=on_msg)
-        await nc.flush()
+        await flush(nc)
         client = await evfabric.connect_async(broker_session.url, max_batch=500)
         t0 = time.monotonic()
         await client.publish(f"{root}.t", {"lone": True})
@@ -158,7 +159,7 @@ def test_garbage_is_counted_and_reported_never_delivered(broker_session) -> None
             nc = await nats.connect(broker_session.url)
             for junk in (b"\xff\x00garbage", b"", b"\x91\x01", b'{"id": 1}'):
                 await nc.publish(topic_subject(f"{root}.x"), junk)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
 
         asyncio.run(spray())

@@ -17,6 +17,7 @@ from evfabric.access import AccessStore
 from evfabric.access.control import AccessControl
 from evfabric.core.errors import AccessDenied
 from evfabric.core.event import Event
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_subject
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,7 +47,7 @@ def test_open_server_publishes_as_anonymous_and_receivers_trust_the_subject(brok
         liar = Event(id="x1", topic=f"{root}.elsewhere", source="liar", time=1.0, publisher="root")
         nc = await nats.connect(broker_session.url)
         await nc.publish(topic_subject(f"{root}.b", 0, "mallory"), msgspec.msgpack.encode([liar]))
-        await nc.flush()
+        await flush(nc)
         await asyncio.wait_for(done.wait(), 10)
         by_topic = {ev.topic: ev for ev in got}
         assert set(by_topic) == {f"{root}.a", f"{root}.b"}

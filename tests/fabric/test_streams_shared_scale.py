@@ -9,6 +9,7 @@ import nats
 import pytest
 
 import evfabric
+from evfabric.fabric.roundtrip import flush
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
 
@@ -39,11 +40,11 @@ def test_a_thousand_topics_few_streams_and_a_flat_connect(broker: Any) -> None:
             api.append(msg.subject)
 
         await raw.subscribe("$JS.API.>", cb=sniff)
-        await raw.flush()
+        await flush(raw)
 
         fresh = await evfabric.connect_async(broker.url)
-        await fresh.nc.flush()
-        await raw.flush()
+        await flush(fresh.nc)
+        await flush(raw)
         assert fresh.catalog.cache.lookups == 0
         assert not [s for s in api if ".STREAM." in s or "DIRECT.GET" in s], api  # connect lists nothing
         api.clear()

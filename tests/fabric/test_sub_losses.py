@@ -14,6 +14,7 @@ from _fabric_helpers import unique, wait_until
 from _raw_publisher import RawStream, batch_bytes
 
 import evfabric
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import running_broker
 
 pytestmark = pytest.mark.broker
@@ -44,13 +45,13 @@ def test_slow_consumer_cut_by_the_server_loses_nothing_uncounted(tmp_path) -> No
             while c.stats.disconnects == 0 and time.monotonic() - t0 < 20:
                 for _ in range(200):
                     await raw.publish(topic, payload, 200)
-                await nc.flush()
+                await flush(nc)
             # once the consumer is back, a later message shows what was lost before it: send
             # one-event markers until the books balance (the first ones may come before the
             # reconnected client re-subscribed: they are lost, and counted, too)
             while time.monotonic() - t0 < 40:
                 await raw.publish(topic, batch_bytes(topic, 0, 1), 1)
-                await nc.flush()
+                await flush(nc)
                 if await asyncio.to_thread(wait_until, lambda: got[0] + sub.stats.dropped == raw.sent, 0.25):
                     break
             await nc.close()
@@ -88,7 +89,7 @@ def test_ten_subscriptions_one_pattern_share_one_nats_subscription(broker_sessio
             payload = batch_bytes(topic, 0, 1000)
             for _ in range(100):
                 await raw.publish(topic, payload, 1000)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
             return raw
 
@@ -117,7 +118,7 @@ def test_overlapping_subscriptions_share_decoded_events_and_identity_comes_from_
             raw = RawStream(nc)
             # the payload claims another topic: the receiver takes the subject's
             await raw.publish(f"{root}.real", batch_bytes("elsewhere.fake", 0, 3), 3)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
 
         asyncio.run(produce())
@@ -139,7 +140,7 @@ def test_evfabric_publisher_to_a_cut_slow_consumer_is_accounted_exactly(tmp_path
         async def headers_of_one() -> dict[str, str]:
             nc = await nats.connect(srv.url)
             sub = await nc.subscribe(f"evf.*.*.{root}.probe")
-            await nc.flush()
+            await flush(nc)
             for _ in range(25):  # best effort: probe until one arrives
                 pub.publish(f"{root}.probe", {})
                 pub.flush()

@@ -13,6 +13,7 @@ from _fabric_helpers import unique, wait_until
 from _raw_publisher import RawStream, batch_bytes
 
 import evfabric
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import running_broker
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
@@ -49,14 +50,14 @@ def test_four_publishers_two_subjects_overload_is_accounted_exactly(tmp_path) ->
                     for t in topics:
                         for _ in range(20):
                             await raw.publish(t, payloads[t], 100)
-                await asyncio.gather(*(nc.flush() for nc in conns))
+                await asyncio.gather(*(flush(nc) for nc in conns))
             # markers (one event per stream and subject) until the books balance: a later message
             # shows what was lost before it; markers lost before a re-subscription are counted too
             while time.monotonic() - t0 < 40:
                 for raw in raws:
                     for t in topics:
                         await raw.publish(t, batch_bytes(t, 0, 1), 1)
-                await asyncio.gather(*(nc.flush() for nc in conns))
+                await asyncio.gather(*(flush(nc) for nc in conns))
                 if await asyncio.to_thread(wait_until, lambda: balanced(raws), 0.25):
                     break
             for nc in conns:

@@ -12,6 +12,7 @@ from _fabric_helpers import unique, wait_until
 from _raw_publisher import POISON_RANDOM, POISON_TYPES, RawStream, batch_bytes, deep_body_batch
 
 import evfabric
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_subject
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(40)]
@@ -39,7 +40,7 @@ def test_best_effort_poison_flood_between_valid_events(broker) -> None:
                     await nc.publish(topic_subject(topic), p)
                     bad += 1
                 await raw.publish(topic, batch_bytes(topic, r * 10, 10), 10)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
             return bad, raw.sent
 

@@ -13,6 +13,7 @@ from monitor_helpers import metric, scrape, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from evfabric.core.event import make_event
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_subject
 from evfabric.monitor import Monitor
 from evfabric.monitor.collector import local_client_id
@@ -31,7 +32,7 @@ def test_names_put_units_last_and_have_no_percent(broker: BrokerServer, app_clie
         headers, payload = encode_events([make_event("labels.t", {"x": i}, source="s") for i in range(5)])
         headers["Evf-Count"] = "5"
         await nc.publish(topic_subject("labels.t"), payload, headers=headers)
-        await nc.flush()
+        await flush(nc)
         await nc.close()
 
     scrape(app_client)  # the tap listens before the publish

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from monitor_helpers import make_app, metric, scrape, wait_for
 from nats.js.api import ConsumerConfig
 
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.stats import FabricStats
 from evfabric.fabric.streams import TopicConfig
 from evfabric.monitor import Monitor, metrics
@@ -198,7 +199,7 @@ def test_monitor_trigger_counters_local_and_reported(broker: BrokerServer, app_c
         stats = FabricStats()
         stats.published, stats.dropped = 30, 5
         await MetricsReporter(nc, client="worker-7", registry=other, stats=stats).report()
-        await nc.flush()
+        await flush(nc)
         await nc.close()
 
     scrape(app_client)  # the tap is connected before the report goes out

@@ -8,6 +8,7 @@ import nats
 import nats.errors
 
 from evfabric.access import nats_options
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import wait_until as wait_until  # re-exported: the tests here import them from here
 from evfabric.testing import wait_until_async
 
@@ -38,7 +39,7 @@ class Raw:
             got.append(msg)
 
         await self.nc.subscribe(subject, cb=cb)
-        await self.nc.flush()
+        await flush(self.nc)
         return got
 
     def violated(self, what: str) -> bool:

@@ -12,6 +12,8 @@ import pytest
 from _attack import Raw, eventually, wait_until
 from nats.js.api import RePublish, StreamConfig
 
+from evfabric.fabric.roundtrip import flush
+
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
 
@@ -26,7 +28,7 @@ def test_an_administrator_cannot_publish_as_another(secured: Any) -> None:
         for who in ("alice", "bob", "_", "evfabric-serve"):
             await root.nc.publish(f"evf.{who}.0.results.x", who.encode())
         await root.nc.publish("evf.root.0.results.x", b"root")  # positive control: in its own name
-        await root.nc.flush()
+        await flush(root.nc)
         assert await eventually(lambda: len(got) >= 1)
         await asyncio.sleep(0.3)
         assert [m.subject for m in got] == ["evf.root.0.results.x"]

@@ -17,6 +17,7 @@ from evfabric.access.control import AccessControl
 from evfabric.broker.config import LEAF_USER, ClusterSettings, ServerSettings, with_userinfo
 from evfabric.broker.server import BrokerServer
 from evfabric.cli import app as cli_app
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import connection_refused as refused
 from evfabric.testing import running_cluster
 
@@ -55,9 +56,9 @@ def test_a_bare_server_cannot_join_and_members_share_one_store(tmp_path: Path) -
                 import nats
                 raw = await nats.connect(intruder.url)  # open server: anyone may publish there
                 await raw.publish("evf.alice.0.users.alice.x", b"injected")
-                await raw.flush()
+                await flush(raw)
                 await a1.nc.publish("evf.alice.0.users.alice.x", b"real")  # positive control across the route
-                await a1.nc.flush()
+                await flush(a1.nc)
                 # the intruder has no route (asserted above), so nothing it publishes can follow
                 assert await eventually(lambda: [m.data for m in got] == [b"real"])
                 assert _peers(intruder) == set()

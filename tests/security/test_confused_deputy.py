@@ -13,6 +13,7 @@ import pytest
 from _attack import Raw
 
 from evfabric.access import nats_options
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.topic_api import service_subject
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
@@ -28,13 +29,13 @@ def test_the_service_never_answers_on_a_forged_reply_subject(secured: Any) -> No
         bob = await Raw().open(secured.url, secured.tokens["bob"])
         with pytest.raises(nats.errors.Error):
             await bob.nc.publish("$KV.victim.definition", b"bob's")  # bob may not write there himself
-            await bob.nc.flush()
+            await flush(bob.nc)
             await asyncio.sleep(0.3)
             raise nats.errors.Error(str(bob.errors))
         # the attack: service requests whose reply subject is the key
         for kind, op in (("conn", "check"), ("topic", "create"), ("nope", "nope")):
             await bob.nc.publish(service_subject(kind, op, bob_tok), b"{}", reply="$KV.victim.definition")
-        await bob.nc.flush()
+        await flush(bob.nc)
         await asyncio.sleep(1.0)
         assert (await kv.get("definition")).value == b"the administrator's value"
         # positive control: an ordinary request is answered on bob's inbox

@@ -15,6 +15,7 @@ from _attack import Raw, eventually
 from evfabric.core.codec import encode_batch
 from evfabric.core.event import Event
 from evfabric.fabric.aio import connect_async
+from evfabric.fabric.roundtrip import flush
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
@@ -40,7 +41,7 @@ def test_a_publisher_cannot_claim_another_identity_or_topic(secured: Any) -> Non
         for subject in ("evf.alice.0.results.alice", "evf.alice.0.results.bob", "evf.bob.0.results.alice",
                         "evf._.0.results.bob"):
             await bob.nc.publish(subject, _forged(), headers={"Content-Type": "application/vnd.evfabric.events+msgpack"})
-        await bob.nc.flush()
+        await flush(bob.nc)
         assert await eventually(lambda: bob.violated("evf.alice.0.results.alice")
                                 and bob.violated("evf.bob.0.results.alice"))
         # on its own subject, bob's lie about topic and source does not stick

@@ -34,6 +34,7 @@ from evfabric.access import AccessStore
 from evfabric.access.model import Grant, Right
 from evfabric.access.policy import Snapshot, allows, nats_permissions, subscribe_conflicts
 from evfabric.core.errors import AlreadyExists, ConfigError, NotFound
+from evfabric.fabric.roundtrip import flush
 
 SEGS = ("a", "b")
 ROOTS = ("exp", "lab")
@@ -190,10 +191,10 @@ def _broker_sees(secured: Any, perms: dict[str, Any]) -> list[str]:
         root = await Raw().open(secured.url, secured.tokens["root"])
         bob = await Raw().open(secured.url, secured.tokens["bob"])
         got = {s: await bob.collect(s) for s in SUBSCRIPTIONS}
-        await bob.nc.flush()
+        await flush(bob.nc)
         for subject in SUBJECTS:
             await root.nc.publish(subject, b"x")
-        await root.nc.flush()
+        await flush(root.nc)
         expect = {s: [m for m in SUBJECTS if user.delivered(s, m)] for s in SUBSCRIPTIONS}
         await eventually(lambda: all(len(got[s]) >= len(expect[s]) for s in SUBSCRIPTIONS))
         await asyncio.sleep(0.3)  # room for deliveries the model does not expect

@@ -27,6 +27,7 @@ from evfabric.access import AccessStore, nats_options
 from evfabric.access.internal import service_url
 from evfabric.broker.config import free_port
 from evfabric.core.errors import AccessDenied
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import BrokerServer, wait_until
 from evfabric.triggers import Triggers, make_spec
 from evfabric.triggers import service as trigger_service
@@ -189,7 +190,7 @@ async def _raw_put(url: str, token: str, name: str, value: bytes) -> list[str]:
             await nc.jetstream().key_value(BUCKET)
         except Exception as exc:  # refused: the request times out or answers an error
             errors.append(f"{type(exc).__name__}: {exc}")
-        await nc.flush()
+        await flush(nc)
     finally:
         await nc.close()
     return errors

@@ -16,6 +16,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 import evfabric
 from evfabric.core.event import make_event
+from evfabric.fabric.roundtrip import flush
 from evfabric.wire import encode_events
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
@@ -33,7 +34,7 @@ async def _publish_and_receive(url: str, subject: str, messages: list[tuple[dict
                 done.set()
 
         await nc.subscribe(subject, cb=on_msg)
-        await nc.flush()
+        await flush(nc)
         for headers, payload in messages:
             await nc.publish(subject, payload, headers=headers)
         await asyncio.wait_for(done.wait(), 10)
@@ -85,7 +86,7 @@ def test_evfabric_subscribers_get_sdk_events(broker) -> None:
             nc = await nats.connect(broker.url)
             for m in sdk_messages:
                 await nc.publish(subject, m.body, headers=dict(m.headers))
-            await nc.flush()
+            await flush(nc)
             await nc.close()
 
         asyncio.run(publish())
@@ -119,7 +120,7 @@ def test_a_client_with_wire_cloudevents_publishes_what_the_sdk_parses(broker, wi
                 done.set()
 
         await nc.subscribe(f"evf.*.*.{topic}", cb=on_msg)
-        await nc.flush()
+        await flush(nc)
         await asyncio.to_thread(publish)
         await asyncio.wait_for(done.wait(), 10)
         await nc.close()

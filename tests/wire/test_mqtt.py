@@ -25,6 +25,7 @@ from evfabric.broker.config import ServerSettings
 from evfabric.broker.server import BrokerServer
 from evfabric.cli import app
 from evfabric.core.event import make_event
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import pattern_filter
 from evfabric.wire import RAW_TYPE, encode_events
 
@@ -127,7 +128,7 @@ def test_evfabric_events_reach_mqtt_subscribers_as_json(mqtt_broker: BrokerServe
             for fmt in ("cloudevents-structured", "json"):
                 headers, payload = encode_events([ev], fmt)
                 await nc.publish(evf_subject(topic), payload, headers=headers)
-            await nc.flush()
+            await flush(nc)
             await nc.close()
 
         asyncio.run(publish())

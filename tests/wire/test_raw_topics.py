@@ -11,6 +11,7 @@ from _codec_helpers import unique, wait_until
 
 import evfabric
 from evfabric.core.errors import ConfigError
+from evfabric.fabric.roundtrip import flush
 from evfabric.testing import wait_until_async
 from evfabric.wire import RAW_TYPE
 
@@ -21,7 +22,7 @@ async def _publish(url: str, messages: list[tuple[str, bytes, dict[str, str] | N
     nc = await nats.connect(url)
     for subject, payload, headers in messages:
         await nc.publish(subject, payload, headers=headers)
-    await nc.flush()
+    await flush(nc)
     await nc.close()
 
 
@@ -115,7 +116,7 @@ def test_evfabric_events_on_a_raw_topic_are_plain_payloads(broker) -> None:
             seen.append((m.subject, m.data, m.headers))
 
         await nc.subscribe(f"{root}.probe.>", cb=record)
-        await nc.flush()
+        await flush(nc)
         async with await evfabric.connect_async(broker.url, source="panel") as client:
             await client.create_topic(f"{root}.probe", raw=True)
             await client.publish(f"{root}.probe.cmd", {"setpoint": 19.5}, delivery="reliable")  # stored, acked

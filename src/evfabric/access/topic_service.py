@@ -47,6 +47,7 @@ from evfabric.access.quotas import Quotas, check_consumers, check_topic
 from evfabric.access.store import AccessStore
 from evfabric.core.errors import AccessDenied, AlreadyExists, ConfigError, EvfabricError, NotFound
 from evfabric.fabric.catalog import catalog_get, catalog_get_many, catalog_keys, ensure_catalog, namespace_of
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.streams import (
     TopicConfig,
     adopted,
@@ -164,7 +165,7 @@ class TopicService:
         await self._framework_streams()
         await self._nc.subscribe(f"{SERVICE_PREFIX}.>", queue=QUEUE, cb=self._on_request)
         await self.audit.start(self._nc)
-        await self._nc.flush()
+        await flush(self._nc)
         self._ready.set()
         try:
             while not self._stop.is_set():

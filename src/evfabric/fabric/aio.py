@@ -45,6 +45,7 @@ from evfabric.fabric.positions import StoredEvents
 from evfabric.fabric.publisher import Publisher
 from evfabric.fabric.receiving import Receiving
 from evfabric.fabric.replay import Start
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.shared_loop import off_loop
 from evfabric.fabric.stats import FabricStats
 from evfabric.fabric.streams import (
@@ -238,7 +239,7 @@ class AsyncClient:
                                      f"within {timeout} s")
             await asyncio.sleep(0.002)
         if self.nc.is_connected:
-            await self.nc.flush(timeout=max(1, int(timeout or 10)))
+            await flush(self.nc, timeout or 10)
         failures = self.batcher.take_failures()
         if failures:
             if len(failures) > 1:
@@ -323,7 +324,7 @@ class AsyncClient:
                 await self.receiving.feed(sub, subject, bool(raw))
                 for raw_subject in foreign:
                     await self.receiving.feed(sub, raw_subject, True)
-                await self.nc.flush()  # the server may send a refusal after the first PONG: one more round trip
+                await flush(self.nc)  # after the SUBs: a refusal of one comes before this PONG
             else:
                 await self.receiving.reliable(sub, start, name, max_deliver, ack_wait, redeliver_delay, dead_letter,
                                               ordered, max_inflight, pull_batch, raw)

@@ -36,6 +36,7 @@ from evfabric.fabric.deadletter import DEAD_LETTER_GROUP
 from evfabric.fabric.handler import NO_SETTLE
 from evfabric.fabric.losses import LossReport
 from evfabric.fabric.receive import DUPLICATE, SEQ, STREAM, SequenceTracker
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import topic_of_subject
 from evfabric.wire import decode_message
 
@@ -157,7 +158,7 @@ class CoreFeed:
             self.subject, queue=self.group or "", cb=self._on_msg,
             pending_msgs_limit=self.pending_msgs, pending_bytes_limit=self.pending_bytes,
         )
-        await self.wiring.nc.flush()
+        await flush(self.wiring.nc)
 
     def add(self, sub: FabricSubscription) -> None:
         """Feed ``sub`` too (from the next message on)."""

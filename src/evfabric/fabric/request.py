@@ -24,6 +24,7 @@ import nats.errors
 from evfabric.core.codec import decode_batch, encode_batch
 from evfabric.core.errors import ConfigError, RequestTimeout
 from evfabric.core.event import BEST_EFFORT, Body, Event
+from evfabric.fabric.roundtrip import flush
 
 if TYPE_CHECKING:
     from evfabric.fabric.aio import AsyncClient
@@ -66,5 +67,5 @@ async def reply(client: AsyncClient, request_event: Event, body: Body | None = N
         raise ConfigError(f"event {request_event.id} on {request_event.topic!r} is not a request (no {REPLY_TO!r})")
     event = client.build(request_event.topic, body, {**header, IN_REPLY_TO: request_event.id})
     await client.nc.publish(inbox, encode_batch([event]))
-    await client.nc.flush()
+    await flush(client.nc)
     return event

@@ -16,6 +16,7 @@ import nats.errors
 from evfabric.core.codec import decode, encode
 from evfabric.core.errors import ConfigError, NotFound
 from evfabric.core.event import make_event
+from evfabric.fabric.roundtrip import flush
 from evfabric.htc.link import Body, Handler, MessageListener, WireStats
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class FabricLink:
             await msg.respond(encode(make_event(topic, reply, source=name)))
 
         self._served[topic] = await self.nc.subscribe(topic, cb=respond)
-        await self.nc.flush(timeout=10)  # the broker knows the responder before serve() returns
+        await flush(self.nc)  # the broker knows the responder before serve() returns
 
     async def unserve(self, topic: str) -> None:
         sub = self._served.pop(topic, None)

@@ -25,6 +25,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from evfabric.fabric.roundtrip import flush
 from evfabric.monitor.collector import local_client_id
 from evfabric.monitor.metrics import REGISTRY, counter_samples
 from evfabric.monitor.tap import REPORT_SUBJECT
@@ -102,6 +103,6 @@ class MetricsReporter:
             self._task = None
         try:
             await self.report()
-            await self.nc.flush()
+            await flush(self.nc)
         except Exception as exc:
             log.debug("final monitor report failed: %r", exc)

@@ -32,6 +32,7 @@ import nats.errors
 
 from evfabric.core.errors import BrokerUnavailable
 from evfabric.fabric.positions import EventCounts, StoredEvents
+from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import PREFIX, topic_of_subject
 from evfabric.monitor.sample import TAP_NAME
 from evfabric.wire import event_count
@@ -102,7 +103,7 @@ class BrokerTap:
                                       max_reconnect_attempts=-1)
         await self._nc.subscribe(f"{PREFIX}.>", cb=self._on_traffic, pending_msgs_limit=65536)
         await self._nc.subscribe(f"{REPORT_SUBJECT}.>", cb=self._on_report)
-        await self._nc.flush()
+        await flush(self._nc)
 
     async def _on_traffic(self, msg: Any) -> None:
         topic = topic_of_subject(msg.subject)
@@ -192,7 +193,7 @@ class BrokerTap:
     def flush(self, timeout: float = 2.0) -> None:
         """One round trip to the broker on the tap's connection (lets in-flight traffic arrive)."""
         if self._nc is not None and self._nc.is_connected:
-            asyncio.run_coroutine_threadsafe(self._nc.flush(timeout), self._loop).result(timeout + 1)
+            asyncio.run_coroutine_threadsafe(flush(self._nc, timeout), self._loop).result(timeout + 1)
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
