@@ -79,6 +79,8 @@ def test_a_user_without_grants_cannot_publish_or_subscribe(guarded: Any) -> None
     store.register_topic("jobs", "alice")
     alice_tok, bob_tok = store.issue_token("alice").secret, store.issue_token("bob").secret
 
+    guarded.control.reload()  # the broker knows the tokens before anyone connects
+
     async def main() -> None:
         alice = await Conn().open(guarded.server.url, alice_tok)
         bob = await Conn().open(guarded.server.url, bob_tok)
@@ -112,6 +114,8 @@ def test_namespaces_are_isolated_and_a_grant_opens_exactly_its_topic(guarded: An
     store = guarded.store
     alice_tok, bob_tok = store.issue_token("alice").secret, store.issue_token("bob").secret
 
+    guarded.control.reload()  # the broker knows the tokens before anyone connects
+
     async def main() -> None:
         alice = await Conn().open(guarded.server.url, alice_tok)
         bob = await Conn().open(guarded.server.url, bob_tok)
@@ -143,6 +147,8 @@ def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> N
     store = guarded.store
     doomed, other = store.issue_token("bob"), store.issue_token("bob")
 
+    guarded.control.reload()  # the broker knows the tokens before anyone connects
+
     async def main() -> None:
         conn = await Conn().open(guarded.server.url, doomed.secret)
         keep = await Conn().open(guarded.server.url, other.secret)
@@ -165,6 +171,8 @@ def test_revoking_a_token_drops_its_connection_within_seconds(guarded: Any) -> N
 
 def test_an_expiring_token_is_reaped(guarded: Any) -> None:
     tok = guarded.store.issue_token("alice", expires_in=1.5)
+
+    guarded.control.reload()  # the broker knows the tokens before anyone connects
 
     async def main() -> None:
         conn = await Conn().open(guarded.server.url, tok.secret)
@@ -220,6 +228,8 @@ def test_reliable_topics_owner_streams_and_grantee_consumers(guarded: Any) -> No
 def test_a_client_cannot_read_another_tokens_replies(guarded: Any) -> None:
     store = guarded.store
     tok = store.issue_token("bob").secret
+
+    guarded.control.reload()  # the broker knows the tokens before anyone connects
 
     async def main() -> None:
         bob = await Conn().open(guarded.server.url, tok)
