@@ -7,6 +7,7 @@ connects afresh, clients left open are flushed at exit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -99,6 +100,31 @@ def test_closing_one_client_leaves_the_others_working(broker_session: BrokerServ
         for c in clients:
             c.close()
     assert SHARED_LOOP.users == 0
+
+
+def test_the_last_release_unwinds_the_tasks_left_on_the_loop() -> None:
+    """A task still waiting when the last client lets the loop go (nats-py's reader of a
+    subscription whose connection never closed: its broker was killed) is cancelled and finishes
+    before the loop closes; else it is collected later, failing with "Event loop is closed"."""
+    from evfabric.fabric.shared_loop import SharedLoop
+
+    shared = SharedLoop("evfabric-test-loop")
+    loop = shared.acquire()
+    unwound = threading.Event()
+
+    async def reader() -> None:
+        try:
+            await asyncio.Queue().get()
+        finally:
+            unwound.set()
+
+    task = asyncio.run_coroutine_threadsafe(_spawn(reader), loop).result(5)
+    shared.release(loop)
+    assert loop.is_closed() and task.done() and task.cancelled() and unwound.is_set()
+
+
+async def _spawn(fn: Any) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(fn())
 
 
 @pytest.mark.timeout(90)

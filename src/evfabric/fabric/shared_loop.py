@@ -79,6 +79,19 @@ class SharedLoop:
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
     asyncio.set_event_loop(loop)
     loop.run_forever()
+    _finish_tasks(loop)
+
+
+def _finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on the stopped loop and let it unwind, as ``asyncio.run`` does: a task
+    cancelled by a closing nats-py connection (its subscriptions' readers) that never ran again
+    would be collected after the loop closed ("Event loop is closed" at garbage collection)."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=2))
+    loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
