@@ -176,3 +176,36 @@ def test_a_wide_best_effort_pattern_also_reads_the_raw_topics_below_it(broker) -
         assert [ev.body["n"] for ev in beside] == [3] and sorted(ev.body["n"] for ev in led) == [1, 4]
         raw = [ev for ev in wide if ev.body["n"] in (1, 2)]
         assert all(ev.type == RAW_TYPE and ev.publisher is None for ev in raw)
+
+
+def test_a_wide_best_effort_pattern_follows_raw_topics_declared_after_it(broker) -> None:
+    """A best-effort ``lab.*`` made before raw topic ``lab.probe`` exists reads the devices once
+    another client declares it; a pattern it lies outside of, or a subscription already ended,
+    does not; the topic's evfabric subjects are read all along."""
+    root = unique("lab")
+    with evfabric.connect(broker.url, source="reader") as client, \
+            evfabric.connect(broker.url, source="admin") as admin:
+        admin.create_topic(f"{root}.door")
+        wide: list = []
+        wide_sub = client.subscribe(f"{root}.*", listener=wide.append)
+        led: list = []
+        led_sub = client.subscribe("*.probe.temp", listener=led.append)  # a leading wildcard follows all
+        beside: list = []
+        beside_sub = client.subscribe(f"{root}.door.*", listener=beside.append)
+        ended: list = []
+        client.subscribe(f"{root}.*", listener=ended.append).unsubscribe()
+        before = [len(s.consumers) for s in (wide_sub, led_sub, beside_sub)]
+        admin.create_topic(f"{root}.probe", raw=True)  # declared by another client, after the subscriptions
+        # the followers' new feeds are in place once the broker has their SUBs (feed start flushes)
+        assert wait_until(lambda: len(wide_sub.consumers) == before[0] + 2 and len(led_sub.consumers) == before[1] + 2), \
+            ([len(s.consumers) for s in (wide_sub, led_sub)], before)
+        assert len(beside_sub.consumers) == before[2]
+        asyncio.run(_publish(broker.url, [(f"{root}.probe", b'{"n": 1}', None),
+                                          (f"{root}.probe.temp", b'{"n": 2}', None),
+                                          (f"{root}.probe.temp.x", b'{"n": 5}', None)]))
+        client.publish(f"{root}.door.open", {"n": 3})
+        assert wait_until(lambda: len(wide) == 4 and len(led) == 1 and len(beside) == 1), (wide, led, beside)
+        assert sorted(ev.body["n"] for ev in wide) == [1, 2, 3, 5]
+        assert [(ev.topic, ev.body["n"]) for ev in led] == [(f"{root}.probe.temp", 2)]  # dispatch matches the pattern: not .x
+        assert [ev.body["n"] for ev in beside] == [3] and ended == []
+        assert all(ev.type == RAW_TYPE for ev in wide if ev.body["n"] != 3)

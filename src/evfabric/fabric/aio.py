@@ -305,14 +305,11 @@ class AsyncClient:
         chosen = check_delivery(chosen)
         if max_deliver < 1:
             raise ConfigError(f"max_deliver must be >= 1, got {max_deliver}")
-        foreign: list[str] = []  # raw topics' subjects a best-effort pattern also reads
+        follow_raw = False  # a best-effort pattern also reads the raw topics below it
         if chosen == BEST_EFFORT and raw is None:
             raw = await self.receiving.declared_raw(pat)
-            if not raw:
-                foreign = await self.receiving.raw_below(pat)
+            follow_raw = not raw
         subject, exact = pattern_tokens(pat.text) if raw else pattern_filter(pat)
-        if foreign:
-            exact = exact and pattern_tokens(pat.text)[1]
         sub = FabricSubscription(self, pat, flt, name or group or f"fsub-{next(self._names)}", chosen, group, exact)
         if listener is not None:
             sub.add_listener(listener)
@@ -322,8 +319,8 @@ class AsyncClient:
         try:
             if chosen == BEST_EFFORT:
                 await self.receiving.feed(sub, subject, bool(raw))
-                for raw_subject in foreign:
-                    await self.receiving.feed(sub, raw_subject, True)
+                if follow_raw:
+                    await self.receiving.follow_raw(sub)
                 await flush(self.nc)  # after the SUBs: a refusal of one comes before this PONG
             else:
                 await self.receiving.reliable(sub, start, name, max_deliver, ack_wait, redeliver_delay, dead_letter,

@@ -33,7 +33,7 @@ from nats.js.api import StorageType, StreamConfig
 from evfabric.core.topics import MANY, ONE, Pattern
 
 __all__ = ["BUCKET", "CATALOG_STREAM", "MISSING", "TopicCache", "catalog_delete", "catalog_get", "catalog_keys",
-           "catalog_put", "ensure_catalog", "namespace_of"]
+           "catalog_put", "catalog_subject", "ensure_catalog", "namespace_of"]
 
 BUCKET = "EVF_TOPICS"
 CATALOG_STREAM = f"KV_{BUCKET}"
@@ -52,6 +52,12 @@ def namespace_of(topic: str) -> str:
 
 def _key(kind: str, name: str) -> str:
     return f"{_SUBJECT}.{kind}.{name}"
+
+
+def catalog_subject(kind: str, name: str) -> str:
+    """The subject a ``kind`` record of ``name`` is written on (``name`` may be a NATS wildcard):
+    a core subscription on it sees every new record as it is written."""
+    return _key(kind, name)
 
 
 async def ensure_catalog(js: JetStreamContext, replicas: int = 1) -> None:

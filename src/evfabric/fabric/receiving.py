@@ -19,14 +19,14 @@ from evfabric.core.errors import ConfigError, NotFound
 from evfabric.core.event import Event
 from evfabric.core.topics import MANY, ONE, Pattern
 from evfabric.fabric.batching import Ticket
-from evfabric.fabric.catalog import catalog_keys
 from evfabric.fabric.consumers import CoreFeed, DecodedRecently, Wiring
 from evfabric.fabric.deadletter import dead_letter
 from evfabric.fabric.positions import EventLag, check_position
 from evfabric.fabric.pull import PullConsumer, consumer_config
+from evfabric.fabric.raw_watch import RawTopicWatch
 from evfabric.fabric.replay import Start, deliver_policy, start_position
 from evfabric.fabric.streams import TopicConfig, create_topic
-from evfabric.fabric.subjects import ANONYMOUS, intersect, pattern_filter, raw_subjects, stream_name, topic_subject
+from evfabric.fabric.subjects import ANONYMOUS, intersect, pattern_filter, stream_name, topic_subject
 from evfabric.fabric.subscription import FabricSubscription
 from evfabric.wire.subject import pattern_tokens
 
@@ -48,6 +48,7 @@ class Receiving:
                              call_on_loop=client.call_on_loop, backlog_full=client.backlog_full,
                              dead_letter=self._dead_letter)
         self.lags = EventLag(client.js)  # lag in events, counted incrementally per consumer
+        self.raw_watch = RawTopicWatch(client.nc, client.js, lambda sub, subject: self.feed(sub, subject, True))
 
     def _dead_letter(self, sub: FabricSubscription, failed: list[tuple[Event, BaseException]], attempt: int) -> Ticket:
         c = self.client
@@ -102,18 +103,15 @@ class Receiving:
             cover = await self.client.catalog.resolve(head)
         return cover is not None and cover.raw
 
-    async def raw_below(self, pat: Pattern) -> list[str]:
-        """The foreign subjects, within ``pat``, of the raw topics strictly below its literal head
-        (of every raw topic when it starts with a wildcard): a best-effort ``lab.*`` also reads
-        raw topic ``lab.probe``'s devices, as a reliable one reads its stream. One catalog
-        request; raw topics declared later are not followed. None under access control, which
-        closes foreign subjects (docs/security.md)."""
-        if self.client.identity != ANONYMOUS:
-            return []
-        names = await catalog_keys(self.client.js, "r", literal_head(pat) or None)
-        foreign = pattern_tokens(pat.text)[0]
-        found = (intersect(s, foreign) for name in names for s in raw_subjects(name))
-        return list(dict.fromkeys(f for f in found if f is not None))
+    async def follow_raw(self, sub: FabricSubscription) -> None:
+        """Best-effort ``sub`` also reads the foreign subjects, within its pattern, of the raw
+        topics strictly below its literal head (of every raw topic when it starts with a
+        wildcard), including those declared later: a best-effort ``lab.*`` reads raw topic
+        ``lab.probe``'s devices, as a reliable one reads its stream (see
+        :mod:`~evfabric.fabric.raw_watch`). Nothing under access control, which closes foreign
+        subjects (docs/security.md)."""
+        if self.client.identity == ANONYMOUS:
+            await self.raw_watch.follow(sub, literal_head(sub.pattern))
 
     async def reliable(self, sub: FabricSubscription, start: Start, name: str | None, max_deliver: int,
                        ack_wait: float, redeliver_delay: float, dead_letter: bool, ordered: bool | None,
@@ -178,6 +176,7 @@ class Receiving:
 
     async def stop_consumers(self, sub: FabricSubscription) -> None:
         """Stop what feeds ``sub`` (a shared feed only when no subscription is left on it)."""
+        self.raw_watch.forget(sub)
         consumers, sub.consumers = sub.consumers, []
         for c in consumers:
             if isinstance(c, PullConsumer):
