@@ -342,6 +342,42 @@ def test_management_list_update_disable_delete(broker_session, fabric, runner, o
     assert wait_until(lambda: f"{root}-m" not in runner.status())
 
 
+def trigger_consumers(url: str, topic: str, trigger: str) -> list[str]:
+    async def main() -> list[str]:
+        nc = await nats.connect(url)
+        try:
+            return [c.name async for c in _consumers(nc.jetstream(), stream_name(topic))
+                    if c.name.startswith(group_name(trigger) + "_")]
+        finally:
+            await nc.close()
+
+    return asyncio.run(main())
+
+
+def test_a_deleted_trigger_leaves_no_consumer_behind_a_replica_slow_to_see_it(
+        broker_session, fabric, runner, out, monkeypatch):
+    # the race a delete runs: the manager deletes the consumers while a replica has not yet seen
+    # the definition go; the replica, still pulling, re-creates its consumer ("consumer deleted")
+    root = unique("del")
+    admin = Triggers(fabric)
+    admin.create(f"{root}-d", f"{root}.*", "trigger_actions:record")
+    started(runner, f"{root}-d")
+    fabric.publish(f"{root}.x", {"i": 1}, delivery="reliable")
+    assert wait_until(lambda: [r["i"] for r in lines(out)] == [1])
+    apply = runner.runner._apply_safely
+
+    async def late(name: str, data: bytes | None) -> None:
+        if data is None:
+            await asyncio.sleep(2.0)  # a replica on a busy host, or far away
+        await apply(name, data)
+
+    monkeypatch.setattr(runner.runner, "_apply_safely", late)
+    admin.delete(f"{root}-d")
+    assert wait_until(lambda: f"{root}-d" not in runner.status())
+    assert wait_until(lambda: trigger_consumers(broker_session.url, root, f"{root}-d") == []), \
+        trigger_consumers(broker_session.url, root, f"{root}-d")
+
+
 RUNNER_SCRIPT = """
 import sys, time, signal
 from evfabric.triggers import RunnerThread

@@ -13,18 +13,15 @@ runner that accepts unsigned definitions (no access control) runs them.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-import nats.js.errors as jserr
 
 from evfabric.core.errors import ConfigError
-from evfabric.core.topics import Pattern
 from evfabric.triggers import log as invocation_log
-from evfabric.triggers.runner import group_name
+from evfabric.triggers.runner import delete_consumers
 from evfabric.triggers.signing import TriggerKey
 from evfabric.triggers.spec import ActionSpec, TriggerSpec, validate_spec
 from evfabric.triggers.store import TriggerStore
@@ -100,21 +97,15 @@ class TriggerManager:
     async def disable(self, name: str, *, creator: str | None = None) -> TriggerSpec:
         return await self.update(name, creator=creator, enabled=False)
 
-    async def delete(self, name: str, settle: float = 0.5) -> None:
-        """Remove a trigger and its consumers (events it had not acted on are left to the topic)."""
+    async def delete(self, name: str) -> None:
+        """Remove a trigger and its consumers (events it had not acted on are left to the topic).
+
+        Replicas still pulling may re-create a consumer before they see the definition go; each
+        deletes the trigger's consumers again once it has stopped it
+        (:func:`~evfabric.triggers.runner.delete_consumers`)."""
         spec = await self.store.get(name)
         await self.store.delete(name)
-        await asyncio.sleep(settle)  # let runners stop pulling before the consumers go
-        prefix = group_name(name) + "_"
-        js = self.client.js
-        streams = {t.stream for t in await self.client.catalog.matching(Pattern(spec.pattern))}
-        for stream in sorted(streams):  # topics share streams: each stream once
-            try:
-                for info in await js.consumers_info(stream):
-                    if info.name.startswith(prefix):
-                        await js.delete_consumer(stream, info.name)
-            except jserr.NotFoundError:
-                continue
+        await delete_consumers(self.client, name, spec.pattern)
 
     async def logs(self, name: str, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """The newest invocation records of ``name`` (status, duration, error...), oldest first."""

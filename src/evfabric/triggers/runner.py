@@ -32,6 +32,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import nats.js.errors as jserr
+
 from evfabric.core.errors import ConfigError
 from evfabric.core.event import BEST_EFFORT, RELIABLE, Event, new_id, now_us
 from evfabric.core.filters import Filter
@@ -47,7 +49,7 @@ from evfabric.triggers.spec import TriggerSpec, validate_spec
 from evfabric.triggers.store import TriggerStore, decode_spec
 from evfabric.triggers.webhook import WebhookGuard
 
-__all__ = ["FAILED_TOPIC", "MayActAs", "RunningTrigger", "TriggerRunner", "group_name"]
+__all__ = ["FAILED_TOPIC", "MayActAs", "RunningTrigger", "TriggerRunner", "delete_consumers", "group_name"]
 
 #: Where runners report a trigger they refused or could not start (best effort).
 FAILED_TOPIC = "cca.trigger.failed"
@@ -71,6 +73,24 @@ def _without_credentials(url: str) -> str:
 def group_name(trigger: str) -> str:
     """The consumer group (durable consumer) a trigger's replicas share."""
     return f"trigger_{trigger}"
+
+
+async def delete_consumers(client: AsyncClient, trigger: str, pattern: str) -> None:
+    """Delete the consumers of ``trigger`` (on the streams of ``pattern``'s topics); idempotent.
+
+    Called by :meth:`TriggerManager.delete` and by each replica once it has stopped the trigger:
+    a replica still pulling when the manager deleted a consumer re-creates it (its consumer "was
+    deleted"), and deletes it itself once it sees the definition go, so none is left behind."""
+    prefix = group_name(trigger) + "_"
+    js = client.js
+    streams = {t.stream for t in await client.catalog.matching(Pattern(pattern))}
+    for stream in sorted(streams):  # topics share streams: each stream once
+        try:
+            for info in await js.consumers_info(stream):
+                if info.name.startswith(prefix):
+                    await js.delete_consumer(stream, info.name)
+        except jserr.NotFoundError:
+            continue
 
 
 def _start_position(spec: TriggerSpec) -> Any:
@@ -260,9 +280,12 @@ class TriggerRunner:
                 await self._stop_one(name)
                 self._refuse(name, str(exc))
                 return
-            if admitted is None:
+            if admitted is None:  # deleted
+                current = self.running.get(name)
                 await self._stop_one(name)
                 self.refusals.pop(name, None)
+                if current is not None:
+                    await delete_consumers(self.client, name, current.spec.pattern)
                 return
             await self._run(name, *admitted)
 
