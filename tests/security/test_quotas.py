@@ -70,7 +70,9 @@ def test_connection_quota(tight: Any) -> None:
         assert await eventually(lambda: [c.nc.is_connected for c in conns] == [True, True, False], 10)
         assert await eventually(lambda: tight.control.connections.kicked >= 1, 5)  # counted once KICK returns
         others = [await Raw().open(tight.url, tight.tokens["alice"]) for _ in range(2)]  # positive control
-        await asyncio.sleep(1.0)  # more than a poll: nobody within the quota is closed
+        checks = tight.control.connections.checks
+        # two whole enforcement passes after they connected: nobody within the quota is closed
+        assert await eventually(lambda: tight.control.connections.checks >= checks + 2, 10)
         assert all(c.nc.is_connected for c in others) and all(c.nc.is_connected for c in conns[:2])
         for c in conns + others:
             await c.nc.close()
@@ -87,8 +89,10 @@ def test_the_extra_connection_is_refused_at_connect(tight: Any) -> None:
     import evfabric
 
     tight.control.connections.limit = 2
+    checks = tight.control.connections.checks
     tight.control.poll_interval = 60.0  # only the connect events can act within this test
-    time.sleep(0.5)  # the watcher's current wait (0.2 s) ends; its next one is a minute
+    # the watcher's pass after this ends its current wait; the wait it reads next is a minute
+    assert wait_until(lambda: tight.control.connections.checks > checks, 5)
     kicked = tight.control.connections.kicked
     with evfabric.connect(tight.url, token=tight.tokens["bob"]) as one, \
             evfabric.connect(tight.url, token=tight.tokens["bob"]) as two:

@@ -53,6 +53,7 @@ class ConnectionQuota:
         self.store = store
         self.limit = limit
         self.kicked = 0
+        self.checks = 0  # completed enforcement passes: a test waits on them, not on the clock
         self._secret = secrets.token_urlsafe(32)
         self._hash = bcrypt_hash(self._secret)
         self._without: set[int] = set()  # settings of servers that run without our system account
@@ -176,6 +177,7 @@ class ConnectionQuota:
                                 "connections", cid, ident, srv.name, self.limit)
                 closed += len(extra)
         self.kicked += closed
+        self.checks += 1
         return closed
 
     async def _kick(self, server: BrokerServer, server_id: str, cids: list[int]) -> None:
