@@ -51,6 +51,7 @@ def secured(tmp_path: Path) -> Iterator[Secured]:
 
 @pytest.fixture
 def tight(tmp_path: Path) -> Iterator[Secured]:
-    """Like ``secured`` with small quotas: 2 topics, 1 MiB per topic, 1.5 MiB storage, 2 consumers."""
+    """Like ``secured`` with small quotas: 2 topics, 1 MiB per topic, 1.5 MiB storage, 2 consumers,
+    2 position scans."""
     yield from secured_broker(tmp_path / "broker", Quotas(streams=2, topic_bytes=1 << 20, storage=3 << 19,
-                                                         consumers=2))
+                                                         consumers=2, scans=2))

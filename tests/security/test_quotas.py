@@ -4,13 +4,15 @@ user's reservation cannot starve the others."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 from _attack import Raw, eventually, wait_until
 from nats.js.api import ConsumerConfig
 
-from evfabric.core.errors import QuotaExceeded
+from evfabric.core.errors import ConfigError, QuotaExceeded
+from evfabric.fabric.positions import SCAN_PREFIX, HeaderScan
 from evfabric.fabric.streams import TopicConfig, add_consumer, create_topic, update_topic
 from evfabric.fabric.subjects import stream_name
 
@@ -59,6 +61,65 @@ def test_consumer_quota(tight: Any) -> None:
         await bob.close()
 
     asyncio.run(main())
+
+
+def test_position_scans_count_apart_from_consumers(tight: Any) -> None:
+    """A user whose consumer quota is full still replays from a position and counts lag in events
+    (both read headers through a scan consumer, which counts toward ``Quotas.scans``); a consumer
+    named as a scan must be one; scans have a quota of their own."""
+    async def main() -> None:
+        bob = await Raw().open(tight.url, tight.tokens["bob"])
+        js = bob.nc.jetstream()
+        await create_topic(js, TopicConfig("s1"))
+        stream = stream_name("s1")
+        for i in range(2):  # the consumer quota, full
+            await add_consumer(js, stream, ConsumerConfig(durable_name=f"k{i}"))
+        with pytest.raises(QuotaExceeded, match="consumers"):
+            await add_consumer(js, stream, ConsumerConfig(durable_name="k2"))
+        scans = [HeaderScan(js, stream, [], 1) for _ in range(3)]
+        for scan in scans[:2]:
+            await scan._open()  # within the scans quota although the consumer quota is full
+        with pytest.raises(QuotaExceeded, match="2 position scans; the quota is 2"):
+            await scans[2]._open()
+        with pytest.raises(ConfigError) as err:  # a real consumer dressed as a scan
+            await add_consumer(js, stream, ConsumerConfig(durable_name=f"{SCAN_PREFIX}mine"))
+        assert "position scans: headers_only must be true" in str(err.value) and "\n" not in str(err.value)
+        for scan in scans[:2]:
+            await scan.close()
+        await scans[2]._open()  # closing frees the scans quota
+        await scans[2].close()
+        await bob.close()
+
+    asyncio.run(main())
+
+
+def test_a_user_at_the_consumer_quota_counts_lag_in_events(tight: Any) -> None:
+    import evfabric
+
+    with evfabric.connect(tight.url, token=tight.tokens["bob"]) as bob:
+        bob.create_topic("users.bob.r")
+        bob.publish_many("users.bob.r.x", [{"i": i} for i in range(5)], delivery="reliable")  # one message
+        stream = bob.describe_topic("users.bob.r").stream
+
+        async def fill() -> None:
+            raw = await Raw().open(tight.url, tight.tokens["bob"])
+            await add_consumer(raw.nc.jetstream(), stream, ConsumerConfig(durable_name="hold0"))
+            await raw.close()
+
+        asyncio.run(fill())
+        release, got = threading.Event(), []
+
+        def hold(ev: Any) -> None:
+            release.wait(20)
+            got.append(ev.body["i"])
+
+        # the quota's last consumer; its listener holds the first event
+        sub = bob.subscribe("users.bob.r.*", delivery="reliable", start="earliest", listener=hold)
+        try:
+            assert wait_until(lambda: sub.lag() == 5, 10), sub.lag()  # in events: the scan was allowed
+        finally:
+            release.set()
+        assert wait_until(lambda: got == [0, 1, 2, 3, 4] and sub.lag() == 0, 10), (got, sub.lag())
 
 
 def test_connection_quota(tight: Any) -> None:

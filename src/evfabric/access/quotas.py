@@ -4,7 +4,8 @@ JetStream reserves a stream's ``max_bytes`` in the server's store when the strea
 one user asking for 8 GiB starves everyone else. Every non-administrator topic therefore gets a
 ``max_bytes``: the one asked for, which may not exceed :attr:`Quotas.topic_bytes`, or that cap
 by default; the sum over an owner's topics may not exceed :attr:`Quotas.storage`.
-Administrators have no quotas.
+Consumers count per holder; position scans (short-lived headers-only consumers) count apart, in
+:attr:`Quotas.scans`. Administrators have no quotas.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from nats.js.api import AckPolicy, ConsumerConfig
+
 from evfabric.core.errors import QuotaExceeded
+from evfabric.fabric.positions import SCAN_IDLE, SCAN_PREFIX
 from evfabric.fabric.streams import TopicConfig
 
-__all__ = ["Quotas", "check_consumers", "check_topic"]
+__all__ = ["Quotas", "check_consumers", "check_topic", "is_scan_name", "scan_shape_error"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ class Quotas:
     topic_bytes: int = 256 << 20
     consumers: int = 500
     connections: int = 64
+    #: position scans held at once (:class:`~evfabric.fabric.positions.HeaderScan`: headers only,
+    #: no acknowledgements, in memory, deleted when idle) beside ``consumers``: replaying from a
+    #: position or counting lag in events works for a user whose consumer quota is full
+    scans: int = 16
 
 
 def check_topic(quotas: Quotas, owner: str, config: TopicConfig, others: Iterable[TopicConfig]) -> TopicConfig:
@@ -45,7 +53,29 @@ def check_topic(quotas: Quotas, owner: str, config: TopicConfig, others: Iterabl
     return replace(config, max_bytes=wanted)
 
 
-def check_consumers(quotas: Quotas, holder: str, held: int) -> None:
-    """:class:`QuotaExceeded` when ``holder``, holding ``held`` consumers, may not get another."""
-    if held + 1 > quotas.consumers:
-        raise QuotaExceeded(f"{holder!r} holds {held} consumers; the quota is {quotas.consumers}")
+def check_consumers(quotas: Quotas, holder: str, held: int, scans: bool = False) -> None:
+    """:class:`QuotaExceeded` when ``holder``, holding ``held`` consumers (position scans when
+    ``scans``), may not get another."""
+    limit, what = (quotas.scans, "position scans") if scans else (quotas.consumers, "consumers")
+    if held + 1 > limit:
+        raise QuotaExceeded(f"{holder!r} holds {held} {what}; the quota is {limit}")
+
+
+def is_scan_name(name: str) -> bool:
+    """True for the name of a position scan (it counts toward ``Quotas.scans``)."""
+    return name.startswith(SCAN_PREFIX)
+
+
+def scan_shape_error(config: ConsumerConfig) -> str | None:
+    """Why ``config``, named as a position scan, is not one (None when it is): a scan reads headers
+    only, acknowledges nothing, lives in memory and goes when idle (``SCAN_IDLE`` s at most)."""
+    idle = config.inactive_threshold
+    if not config.headers_only:
+        return "headers_only must be true"
+    if config.ack_policy not in (AckPolicy.NONE, AckPolicy.NONE.value):
+        return "ack_policy must be none"
+    if not config.mem_storage:
+        return "mem_storage must be true"
+    if idle is None or not 0 < idle <= SCAN_IDLE:
+        return f"inactive_threshold must be within (0, {SCAN_IDLE:g}] s"
+    return None

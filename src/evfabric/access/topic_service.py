@@ -43,10 +43,11 @@ from nats.js.api import ConsumerConfig
 
 from evfabric.access import policy
 from evfabric.access.audit import JetStreamAudit
-from evfabric.access.quotas import Quotas, check_consumers, check_topic
+from evfabric.access.quotas import Quotas, check_consumers, check_topic, is_scan_name, scan_shape_error
 from evfabric.access.store import AccessStore
 from evfabric.core.errors import AccessDenied, AlreadyExists, ConfigError, EvfabricError, NotFound
 from evfabric.fabric.catalog import catalog_get, catalog_get_many, catalog_keys, ensure_catalog, namespace_of
+from evfabric.fabric.positions import SCAN_PREFIX
 from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.streams import (
     TopicConfig,
@@ -396,12 +397,17 @@ class TopicService:
                 if not any(policy.filter_covers(a, f) for a in allowed):
                     raise AccessDenied(f"create consumer: {actor!r} may not read {f!r} (its subscribe rights do "
                                        "not cover that filter)")
-        held = {(s, c) for s, c, who in snap.consumers if who == actor}
+        scan = is_scan_name(name)
+        why = scan_shape_error(config) if scan and not admin else None
+        if why is not None:
+            raise ConfigError(f"create consumer {name!r}: names starting with {SCAN_PREFIX!r} are position scans: {why}")
+        # consumers and position scans count apart
+        held = {(s, c) for s, c, who in snap.consumers if who == actor and is_scan_name(c) == scan}
         if (stream, name) not in held and not admin:
             live = {c.name for c in await self._js.consumers_info(stream)}
             stale = [(s, c) for s, c in held if s == stream and c not in live]
             self.store.forget_consumers(stale)
-            check_consumers(self.quotas, actor, len(held) - len(stale))
+            check_consumers(self.quotas, actor, len(held) - len(stale), scans=scan)
         if (stream, name) not in held:
             self.store.record_consumer(stream, name, actor)
             await self._changed()

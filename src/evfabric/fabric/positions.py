@@ -352,7 +352,7 @@ class EventLag:
 
     For a group, messages other members settled above the floor (acknowledged out of order) are
     still counted, until the floor passes them: at most ``max_ack_pending`` messages' worth. Where
-    the broker refuses the scan consumer (a consumer quota under access control) the lag is in
+    the broker refuses the scan consumer (the scans quota under access control) the lag is in
     messages, with a warning logged once per consumer.
     """
 
@@ -374,7 +374,7 @@ class EventLag:
                                                       floor + 1)
         try:
             await counts.refresh()
-        except (EvfabricError, jserr.APIError) as exc:  # the scan refused (a consumer quota): say so, in messages
+        except (EvfabricError, jserr.APIError) as exc:  # the scan refused (the scans quota): say so, in messages
             self._counts.pop(key, None)
             if key not in self._warned:
                 self._warned.add(key)
@@ -416,7 +416,7 @@ class StoredEvents:
         return counts.events - counts.events_after(last_seq)  # as of the state given (more may be read)
 
     async def count_or_none(self, stream: str, filters: Sequence[str], first_seq: int, last_seq: int) -> int | None:
-        """:meth:`count`, or None when the broker refuses the scan (a consumer quota, access)."""
+        """:meth:`count`, or None when the broker refuses the scan (the scans quota, access)."""
         try:
             return await self.count(stream, filters, first_seq, last_seq)
         except (EvfabricError, jserr.APIError) as exc:
