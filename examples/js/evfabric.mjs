@@ -1,7 +1,7 @@
 // evfabric events from JavaScript: the wire format of docs/wire.md (version 1), on npm `nats`.
 //
 // Subjects evf.<publisher>.<partition>.<topic>; headers Content-Type, Evf-Version, Evf-Stream,
-// Evf-Seq, Evf-Count (and Nats-Msg-Id for reliable publishes); payloads as columnar MessagePack
+// Evf-Seq, Evf-Count, Evf-Since (and Nats-Msg-Id for reliable publishes); payloads as columnar MessagePack
 // batches (what evfabric writes by default) or JSON row batches. Receivers take an event's topic and
 // publisher from the subject, never from the payload.
 
@@ -92,18 +92,21 @@ export class Sequencer {
   constructor() {
     this.stream = randomBytes(8).toString("hex");
     this.next = new Map();
+    this.since = new Map(); // subject -> Evf-Since: when its sequence began (µs since the epoch)
   }
 
   /** NATS headers for a message of `count` events on `subject`; `reliable` adds Nats-Msg-Id. */
   headers(subject, count, contentType, reliable) {
     const seq = this.next.get(subject) ?? 1;
     this.next.set(subject, seq + count);
+    if (seq === 1) this.since.set(subject, String(Date.now() * 1000));
     const h = natsHeaders();
     h.set("Content-Type", contentType);
     h.set("Evf-Version", "1");
     h.set("Evf-Stream", this.stream);
     h.set("Evf-Seq", String(seq));
     h.set("Evf-Count", String(count));
+    h.set("Evf-Since", this.since.get(subject));
     if (reliable) h.set("Nats-Msg-Id", `${this.stream}-${seq}-${subject}`);
     return h;
   }

@@ -37,6 +37,35 @@ def test_sequence_tracker_counts_gaps_and_duplicates_exactly() -> None:
     assert (t.lost, t.duplicates) == (15, 2)
 
 
+def test_a_sequence_begun_after_the_interest_counts_what_came_before_its_first_message() -> None:
+    t = SequenceTracker()
+    t.since = 1_000  # the broker had our interest from this microsecond on
+
+    def hdr(stream: str, seq: int, n: int, since: int | str | None) -> dict[str, str]:
+        h = _hdr(stream, seq, n)
+        if since is not None:
+            h["Evf-Since"] = str(since)
+        return h
+
+    assert t.note("s", hdr("new", 101, 5, 2_000)) == 100  # began after: 1..100 were ours, and lost
+    assert t.began == 2_000
+    assert t.note("s", hdr("new", 106, 5, 2_000)) == 0
+    assert t.note("s", hdr("new", 50, 1, 2_000)) == LATE  # inside the gap counted lost
+    assert t.note("s", hdr("old", 101, 5, 999)) == 0  # began before our interest: a late join, not a loss
+    assert t.note("s", hdr("eq", 101, 5, 1_000)) == 0  # the same microsecond: not known to be ours
+    assert t.note("s", hdr("bad", 101, 5, "soon")) == 0 and t.note("s", hdr("none", 101, 5, None)) == 0
+    assert t.note("s", hdr("one", 1, 5, 3_000)) == 0  # its first message: nothing before it
+    assert t.note("s", hdr("new", 120, 1, 2_000)) == 9 and t.began == 0  # an ordinary gap
+    assert t.lost == 109
+    unknown = SequenceTracker()  # the interest's start unknown: the first message sets the start
+    assert unknown.note("s", hdr("new", 101, 5, 2_000)) == 0
+    small = SequenceTracker(limit=1)
+    small.since = 1_000
+    small.note("s", hdr("a", 1, 1, 2_000))
+    small.note("s", hdr("b", 1, 1, 2_000))  # 'a' is forgotten: a new pair may be a forgotten one
+    assert small.note("s", hdr("a", 2, 1, 2_000)) == 0
+
+
 def test_sequence_tracker_remembers_the_last_gaps_only() -> None:
     t = SequenceTracker()
     t.note("s", _hdr("a", 1, 1))

@@ -12,7 +12,8 @@ subject's previous batch; only a batch that still overshoots is split (and encod
 Every batch carries the headers of docs/wire.md section 2: ``Evf-Stream`` (64 random bits drawn
 per batcher, i.e. per connection, one stream per delivery so that a reliable batch waiting
 for room never shows as a gap to best-effort receivers), ``Evf-Seq`` (the number of its first
-event within (stream, subject), from 1, no gaps), ``Evf-Count``, and for reliable batches
+event within (stream, subject), from 1, no gaps), ``Evf-Count``, ``Evf-Since`` (when the
+(stream, subject)'s first event left, wall-clock microseconds), and for reliable batches
 ``Nats-Msg-Id = <Evf-Stream>-<Evf-Seq>-<subject>`` (one JetStream stream holds many subjects):
 unique per publisher by construction, the same on every
 resend, so the broker stores a batch once and a ``duplicate`` answer can only be about our own.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from evfabric.core.errors import PublishTimeout
@@ -212,6 +214,7 @@ class Batcher:
         self._tickets: dict[tuple[str, str], Ticket] = {}
         self._outstanding = 0
         self._next_seq: dict[tuple[str, str], int] = {}  # (subject, delivery) -> Evf-Seq of the next event
+        self._since: dict[tuple[str, str], str] = {}  # (subject, delivery) -> Evf-Since (when its Evf-Seq 1 left)
         self._per_event: dict[str, float] = {}  # subject -> bytes per event in its last batch
         self._last_per_event: float | None = None  # the same for the last batch of any subject (new subjects)
         self._failed: list[Ticket] = []  # tickets failed since the last take_failures()
@@ -339,10 +342,14 @@ class Batcher:
         key = (subject, delivery)
         seq = self._next_seq.get(key, 1)
         self._next_seq[key] = seq + n
+        since = self._since.get(key) if seq > 1 else None
+        if since is None:
+            since = self._since[key] = str(time.time_ns() // 1000)
         stream = self.streams[delivery]
         headers["Evf-Stream"] = stream
         headers["Evf-Seq"] = str(seq)
         headers["Evf-Count"] = str(n)
+        headers["Evf-Since"] = since
         msg_id = None
         if delivery == RELIABLE:
             msg_id = headers["Nats-Msg-Id"] = f"{stream}-{seq}-{subject}"

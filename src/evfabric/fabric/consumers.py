@@ -21,6 +21,7 @@ reported as ``cca.fabric.garbage`` and never reaches a handler.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,7 @@ class CoreFeed:
         self.pending_bytes = pending_bytes
         self.subs: tuple[FabricSubscription, ...] = ()
         self.tracker = SequenceTracker()
+        self._joined: dict[FabricSubscription, int] = {}  # sub -> when it joined this feed (µs)
         self.nsub: NatsSubscription | None = None
         # events matched since the last hand-off, per subscription: the messages of one burst go
         # to each handler together (one hand-off, one wake-up of the dispatcher per burst)
@@ -159,14 +161,17 @@ class CoreFeed:
             pending_msgs_limit=self.pending_msgs, pending_bytes_limit=self.pending_bytes,
         )
         await flush(self.wiring.nc)
+        self.tracker.since = time.time_ns() // 1000  # the broker has our interest: later sequences are ours whole
 
     def add(self, sub: FabricSubscription) -> None:
         """Feed ``sub`` too (from the next message on)."""
         self.subs = (*self.subs, sub)
+        self._joined[sub] = time.time_ns() // 1000
 
     def remove(self, sub: FabricSubscription) -> bool:
         """Stop feeding ``sub``; True when no subscription is left (the feed may stop)."""
         self.subs = tuple(s for s in self.subs if s is not sub)
+        self._joined.pop(sub, None)
         return not self.subs
 
     async def _on_msg(self, msg: Msg) -> None:

@@ -13,9 +13,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["DUPLICATE", "LATE", "SequenceTracker", "sequence_of"]
+__all__ = ["DUPLICATE", "LATE", "SequenceTracker", "sequence_of", "since_of"]
 
-STREAM, SEQ, COUNT = "Evf-Stream", "Evf-Seq", "Evf-Count"
+STREAM, SEQ, COUNT, SINCE = "Evf-Stream", "Evf-Seq", "Evf-Count", "Evf-Since"
+
+
+def since_of(headers: dict[str, str] | None) -> int | None:
+    """``Evf-Since`` (when the message's (stream, subject) sequence began, wall-clock
+    microseconds), or None when absent or malformed."""
+    value = headers.get(SINCE) if headers else None
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
 
 
 def sequence_of(headers: dict[str, str] | None) -> tuple[str, int, int] | None:
@@ -44,8 +53,14 @@ class SequenceTracker:
     server does this, and the books keep the loss counted). The last ``MISSING`` gaps per pair
     are remembered for that; older ones are taken as seen.
 
+    The first message seen of a pair sets its start, unless the pair's sequence began after
+    ``since`` (this receiver's interest, wall-clock microseconds, set once the broker has it):
+    its ``Evf-Since`` header says so, and the events before it were published to us and lost
+    (a slow-consumer cut, a reconnect) and are counted.
+
     At most ``limit`` (stream, subject) pairs are remembered (least recently seen forgotten);
-    a forgotten pair starts afresh, so what it lost while forgotten is not counted.
+    a forgotten pair starts afresh, so what it lost while forgotten is not counted (nor, once
+    any pair was forgotten, what a new pair lost before its first message).
     """
 
     MISSING = 8
@@ -54,6 +69,9 @@ class SequenceTracker:
         self._next: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._missing: dict[tuple[str, str], list[tuple[int, int]]] = {}  # [first, end) gaps, per pair with any
         self._limit = limit
+        self.since: int | None = None  # when the receiver's interest began (µs), if it is known
+        self.began = 0  # of the last gap: its pair's Evf-Since if it was its first message, else 0
+        self._forgot = False
         self.lost = 0  # events, over all pairs
         self.duplicates = 0  # messages at or below what was already seen (LATE ones included)
 
@@ -72,7 +90,16 @@ class SequenceTracker:
             if len(table) > self._limit:
                 old, _ = table.popitem(last=False)
                 self._missing.pop(old, None)
-            return 0  # the first message seen of this stream: nothing before it is ours to miss
+                self._forgot = True
+            if seq == 1 or self.since is None or self._forgot:
+                return 0
+            began = since_of(headers)
+            if began is None or began <= self.since:
+                return 0  # the first message seen of a sequence older than our interest: nothing before it was ours
+            self.began = began
+            self.lost += seq - 1  # a sequence begun after we listened: what came before its first message was lost
+            self._missing[key] = [(1, seq)]
+            return seq - 1
         table.move_to_end(key)
         if seq < nxt:
             self.duplicates += 1
@@ -83,6 +110,7 @@ class SequenceTracker:
         table[key] = seq + n
         gap = seq - nxt
         if gap:
+            self.began = 0
             self.lost += gap
             gaps = self._missing.setdefault(key, [])
             gaps.append((nxt, seq))
