@@ -63,6 +63,27 @@ def test_patterns_filters_and_listeners(broker_session) -> None:
             c.publish("bad topic", {})
 
 
+@pytest.mark.parametrize("delivery", ["best_effort", "reliable"])
+def test_a_filter_counts_what_it_filters_and_reports_its_errors(broker_session, delivery: str) -> None:
+    root = unique("flt")
+    with evfabric.connect(broker_session.url, source="f") as c:
+        if delivery == "reliable":
+            c.create_topic(root)
+        errors: list = []
+        c.subscribe("cca.filter.error", listener=errors.append)
+        got: list = []
+        sub = c.subscribe(f"{root}.*", "body.i % 2 == 0", listener=lambda e: got.append(e.body["i"]), delivery=delivery)
+        for i in range(10):
+            c.publish(f"{root}.x", {"i": i}, delivery=delivery)
+        c.publish(f"{root}.x", {"i": "two"}, delivery=delivery)  # '%' on a string: an error, not a match
+        c.flush()
+        assert wait_until(lambda: sub.stats.received == 11 and len(errors) == 1), (sub.stats, errors)
+        c.process_events(10)
+        assert got == [0, 2, 4, 6, 8]
+        assert (sub.stats.handed, sub.stats.filtered) == (5, 6), sub.stats
+        assert errors[0].body["subscription"] == sub.name and errors[0].body["filter"] == "body.i % 2 == 0"
+
+
 def test_two_clients_remove_listener_unsubscribe_and_sync_mode(broker_session) -> None:
     root = unique("ps")
     with evfabric.connect(broker_session.url, source="a") as pub, \

@@ -68,10 +68,9 @@ class FabricSubscription(Subscription):
 
     def __init__(self, client: AsyncClient, pattern: Pattern, filter: Filter | None, name: str,
                  delivery: str, group: str | None, exact: bool, handler: EventHandler | None = None) -> None:
-        reliable = delivery == RELIABLE
-        # The local service applies the filter for best effort; reliable ones filter before the
-        # hand-off so that every handed event gets settled.
-        super().__init__(client.local, pattern, None if reliable else filter, name)
+        # The subscription filters before the hand-off (the local service applies none): every
+        # handed reliable event gets settled, and ``stats.filtered`` counts for both deliveries.
+        super().__init__(client.local, pattern, None, name)
         self.delivery = delivery
         self.group = group
         self.stats = SubscriptionStats()
@@ -99,6 +98,11 @@ class FabricSubscription(Subscription):
     def filter_expression(self) -> str | None:
         """The CEL filter's text, or None (announced in ``cca.subscription.added``)."""
         return self._flt.expression if self._flt is not None else None
+
+    @property
+    def filter_in_use(self) -> Filter | None:
+        """The CEL filter, applied here before the hand-off (errors reported by the service)."""
+        return self._flt
 
     def add_listener(self, listener: Listener) -> Listener:
         """Call ``listener(event)`` for every matching event from now on; returns it (decorator use)."""
@@ -139,8 +143,8 @@ class FabricSubscription(Subscription):
     # -- selection (on the client's loop, by the consumers) ---------------------------------------
 
     def select(self, events: list[Event]) -> list[Event]:
-        """The events that should reach the handler: exact pattern, and (reliable) the filter."""
-        flt = self._flt if self.delivery == RELIABLE else None
+        """The events that should reach the handler: exact pattern, and the filter."""
+        flt = self._flt
         if self.exact and flt is None:
             return events
         match = None if self.exact else self.pattern.matches

@@ -314,12 +314,12 @@ class EventService:
 
         From now on the service calls its listeners for matching published events, and for
         events handed to it alone (``dispatcher.submit_many_to``). Emits ``cca.subscription.added``
-        (its ``filter``: ``sub.filter_expression`` if the class defines it, else ``sub.filter``'s).
+        (its ``filter``: the expression of ``sub.filter_in_use``).
         """
         if self._closed:
             raise ServiceClosed("the event service is closed")
-        if sub.filter is not None:
-            self._watch_filter(sub, sub.filter)
+        if sub.filter_in_use is not None:
+            self._watch_filter(sub, sub.filter_in_use)
         with self._lock:
             sub._handle = self._index.add(sub.pattern, sub)
         self._announce(sub)
@@ -335,10 +335,8 @@ class EventService:
     def _announce(self, sub: Subscription) -> None:
         if not self._index.watches_reserved():
             return  # nobody listens to framework events: do not build one
-        # Subclasses that filter before the hand-off (fabric subscriptions) name their filter here.
-        expression = getattr(sub, "filter_expression", None)
-        if expression is None and sub.filter is not None:
-            expression = sub.filter.expression
+        flt = sub.filter_in_use
+        expression = flt.expression if flt is not None else None
         self.emit(
             cca.SUBSCRIPTION_ADDED, {"subscription": sub.name, "pattern": sub.pattern.text, "filter": expression}
         )
@@ -410,7 +408,7 @@ class EventService:
             dropped=d.dropped,
             expired=d.expired,
             listener_errors=d.listener_errors,
-            filter_errors=sum(s.filter.errors for s in self.subscriptions if s.filter is not None),
+            filter_errors=sum(f.errors for f in (s.filter_in_use for s in self.subscriptions) if f is not None),
             pending=disp.pending(),
             topics=len(self._topics),
             subscriptions=len(self._index),

@@ -48,6 +48,12 @@ class Subscription:
         """The listeners, in call order."""
         return self._listeners
 
+    @property
+    def filter_in_use(self) -> Filter | None:
+        """The filter this subscription's events pass: ``filter``, which the service applies, or
+        one a subclass applies itself before the hand-off (fabric subscriptions)."""
+        return self.filter
+
     def add_listener(self, listener: Listener) -> Listener:
         """Call ``listener(event)`` for every matching event from now on; returns the listener
         (so this works as a decorator)."""
