@@ -119,6 +119,37 @@ def test_big_messages_many_in_flight_no_disconnect_no_stall_exact_count(tmp_path
         assert elapsed < 25, f"{elapsed:.1f} s: a stall"
 
 
+@pytest.mark.timeout(90)
+def test_a_server_limit_below_the_byte_window_costs_a_few_cuts_not_the_stream(tmp_path) -> None:
+    """A server whose slow-consumer limit (2 MB) is below the consumer's byte window (8 MB), ~250 KB
+    messages: the server cuts the connection, the window halves at each cut until the server
+    keeps it, and every id reaches the listener exactly once."""
+    n = 30_000
+    root = unique("low")
+    conf = {"max_pending": 2 * 1024 * 1024, "write_deadline": "2s"}
+    with running_broker(tmp_path / "b", extra_config=conf) as srv, \
+            evfabric.connect(srv.url, source="p") as pub, evfabric.connect(srv.url, source="s") as con:
+        pub.create_topic(root)
+        pad = "y" * 1000
+        for k in range(0, n, 1000):
+            pub.publish_many(f"{root}.x", [{"i": k + q, "pad": pad} for q in range(1000)], delivery="reliable")
+        pub.flush(60)
+        seen: dict[int, int] = {}
+        lock = threading.Lock()
+
+        def on_event(ev: Event) -> None:
+            with lock:
+                seen[ev.body["i"]] = seen.get(ev.body["i"], 0) + 1
+
+        sub = con.subscribe(f"{root}.*", delivery="reliable", start="earliest", max_inflight=8192, pull_batch=1024,
+                            ack_wait=2.0, listener=on_event)
+        assert wait_until(lambda: len(seen) == n, timeout=60), (len(seen), con.stats.disconnects)
+        assert wait_until(lambda: con.lag(sub) == 0)
+        assert all(v == 1 for v in seen.values())
+        window = sub.consumers[0].max_bytes
+        assert con.stats.disconnects <= 3 and window <= 2 * 1024 * 1024, (con.stats.disconnects, window)
+
+
 @pytest.mark.timeout(40)
 def test_poison_messages_never_block_an_ordered_partition(broker_session) -> None:
     root = unique("poison")

@@ -3,8 +3,10 @@
 A :class:`PullConsumer` keeps pull requests outstanding so that messages stream in while earlier
 ones are handled, within two bounds: ``max_inflight`` messages and ``max_bytes`` bytes requested
 or unsettled. The byte bound keeps what the server may have queued for this connection far below
-its slow-consumer limit (64 MB by default), whatever the message size: the server never cuts the
-connection, so nothing waits out ``ack_wait`` after a disconnect.
+its slow-consumer limit (64 MB by default), whatever the message size: the server does not cut the
+connection, so nothing waits out ``ack_wait`` after a disconnect. A server configured with a
+lower ``max_pending`` than the window may cut it: the window then halves at each such loss, down
+to one largest message (see :meth:`PullConsumer.on_reconnect`).
 
 Each message is decoded once (garbage is terminated with ``+TERM`` at once: never redelivered,
 never blocking an ordered partition) and its events, matched against the subscription, go to the
@@ -128,6 +130,7 @@ class PullConsumer:
         payload = int(getattr(wiring.nc, "max_payload", 0) or 1024 * 1024)
         self.max_payload = payload
         self.max_bytes = max(max_bytes, 2 * payload)  # room for at least one largest message
+        self.min_bytes = payload + 64 * 1024  # what the byte window shrinks to at most (see on_reconnect)
         self.horizon = (max_deliver + 2) * float(config.ack_wait or 30.0) + 5.0
         self._requested = 0
         self._requested_bytes = 0
@@ -171,7 +174,18 @@ class PullConsumer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"evfabric-pull-{self.name}")
 
     def on_reconnect(self) -> None:
-        """The connection came back: pending pulls are gone; make sure the consumer exists."""
+        """The connection came back: pending pulls are gone; make sure the consumer exists.
+
+        If bytes were outstanding, the server may have cut the connection as a slow consumer:
+        its ``max_pending`` (64 MB by default) is not told to clients, and may be below this
+        window. The window halves (down to one largest message and 64 KB) for the rest of the
+        consumer's life, so a few cuts find a size the server keeps."""
+        if self._requested_bytes or self._unsettled_bytes:
+            shrunk = max(self.min_bytes, self.max_bytes // 2)
+            if shrunk < self.max_bytes:
+                log.info("pull consumer %s: connection lost with %d bytes outstanding; byte window %d -> %d",
+                         self.name, self._requested_bytes + self._unsettled_bytes, self.max_bytes, shrunk)
+                self.max_bytes = shrunk
         self._requested = self._requested_bytes = 0
         self._recreate = True
         self._wake.set()
