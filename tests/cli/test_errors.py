@@ -69,6 +69,20 @@ def test_status_and_top_against_a_dead_server_fail_fast_in_one_line(command: str
     assert time.monotonic() - t0 < 10
 
 
+def test_top_names_another_broker_on_the_monitoring_port_instead_of_showing_it(broker: Any) -> None:
+    """``top --url`` derives the monitoring URL from the host (port 8222): when that port belongs
+    to another broker, top says so instead of drawing the other broker's figures."""
+    from evfabric.cli.top import listening, other_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert other_server(broker.monitor_url, broker.url) is None
+    assert other_server(broker.monitor_url, f"nats://127.0.0.1:{port}") == int(broker.url.rsplit(":", 1)[1])
+    assert other_server("http://127.0.0.1:1", broker.url) is None  # nobody answers: the sample says so
+    assert listening(broker.url) and not listening(f"nats://127.0.0.1:{port}")
+
+
 def test_replaying_a_typo_pattern_does_not_create_a_topic(broker: Any) -> None:
     r = cli("sub", "experimentz.*", "--start", "earliest", "--url", broker.url, timeout=30)
     assert r.returncode == 1

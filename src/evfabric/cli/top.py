@@ -7,7 +7,10 @@ unless ``--no-tap``.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
+import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,6 +95,28 @@ def default_monitor_url(url: str) -> str:
     return f"http://{urlsplit(url).hostname or '127.0.0.1'}:8222"
 
 
+def listening(url: str) -> bool:
+    """Whether anything accepts a TCP connection at ``url``'s host and port (one second at most)."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def other_server(monitor_url: str, url: str) -> int | None:
+    """The client port of the server answering at ``monitor_url`` when it is not ``url``'s
+    (another broker on the default monitoring port); None when it is, or nobody answers."""
+    try:
+        with urllib.request.urlopen(f"{monitor_url}/varz", timeout=2) as resp:
+            port = json.load(resp).get("port")
+    except (OSError, ValueError):
+        return None
+    wanted = urlsplit(url).port or 4222
+    return port if isinstance(port, int) and port != wanted else None
+
+
 HELP = """Live view of the broker: topics with rates, consumer lag, triggers, drops, health.
 
 Examples:
@@ -116,7 +141,16 @@ def register(app: typer.Typer) -> None:
             tap_url = target.url_with_token() if tap else None
         except EvfabricError as exc:  # a malformed token
             raise die(exc) from None
-        monitor = Monitor(monitor_url or default_monitor_url(target.url), tap_url, interval=interval)
+        if not monitor_url:
+            monitor_url = default_monitor_url(target.url)
+            if not listening(target.url):
+                raise die(f"no broker answers at {target.url}: start one with `evfabric serve`, or give --url "
+                          "(or --monitor-url)")
+            port = other_server(monitor_url, target.url)
+            if port is not None:
+                raise die(f"the broker at {monitor_url} serves clients on port {port}, not {target.url}: "
+                          "give its monitoring URL with --monitor-url")
+        monitor = Monitor(monitor_url, tap_url, interval=interval)
         console = Console()
         try:
             first = monitor.sample()
