@@ -33,6 +33,7 @@ from evfabric.access.model import (
 from evfabric.access.store import AccessStore
 from evfabric.core.errors import AccessDenied, ConfigError
 from evfabric.core.topics import validate_topic
+from evfabric.fabric.catalog import namespace_of as stream_namespace
 from evfabric.fabric.subjects import intersect
 
 __all__ = ["AccessManager"]
@@ -183,6 +184,15 @@ class AccessManager:
             raise AccessDenied(f"register topic: {actor.name!r} may not register topics for {owner!r}")
         if not policy.can_register(snap, owner, name) and not actor.admin:
             raise AccessDenied(f"register topic: {name!r} is reserved or in another identity's namespace")
+        ns = stream_namespace(name)
+        strangers = sorted({t.owner for t in snap.topics.values() if stream_namespace(t.name) == ns and t.owner != owner})
+        overlaps = any(t.name == name or name.startswith(t.name + ".") or t.name.startswith(name + ".")
+                       for t in snap.topics.values())
+        if strangers and not actor.admin and not overlaps:  # (an overlap is refused as AlreadyExists below)
+            # as the topic service refuses: a shared stream's limits are every topic's
+            raise AccessDenied(f"register topic {name!r}: namespace {ns!r} shares one stream, which holds topics of "
+                               f"{strangers[0]!r}; choose a topic in another namespace "
+                               f"(e.g. users.{owner}.{name.split('.')[-1]})")
         return self.store.register_topic(name, owner, description)
 
     def list_topics(self, actor: Identity) -> list[TopicRecord]:

@@ -141,6 +141,19 @@ def owner_of(snap: Snapshot, topic_or_prefix: str) -> str | None:
     return None
 
 
+def quota_holder(snap: Snapshot, name: str) -> str:
+    """Whose quotas ``name``'s topics and consumers count against: a service's owning user (a
+    user's services share its quotas, so making services multiplies nothing), else ``name``."""
+    seen: set[str] = set()
+    while name not in seen:
+        ident = snap.identities.get(name)
+        if ident is None or ident.kind is not IdentityKind.SERVICE or not ident.owner:
+            break
+        seen.add(name)
+        name = ident.owner
+    return name
+
+
 def can_manage_identity(snap: Snapshot, actor: str, name: str) -> bool:
     """True when ``actor`` may manage ``name``'s tokens: itself, the owner of a service, an admin."""
     if actor == name or snap.is_admin(actor):

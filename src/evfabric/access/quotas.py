@@ -31,6 +31,10 @@ class Quotas:
     topic_bytes: int = 256 << 20
     consumers: int = 500
     connections: int = 64
+    #: topics in memory (``storage="memory"``) count apart, against the server's much smaller
+    #: memory store (256 MiB by default): per topic, and over an owner's memory topics
+    memory_topic_bytes: int = 16 << 20
+    memory: int = 32 << 20
     #: position scans held at once (:class:`~evfabric.fabric.positions.HeaderScan`: headers only,
     #: no acknowledgements, in memory, deleted when idle) beside ``consumers``: replaying from a
     #: position or counting lag in events works for a user whose consumer quota is full
@@ -43,13 +47,17 @@ def check_topic(quotas: Quotas, owner: str, config: TopicConfig, others: Iterabl
     others = [o for o in others if o.name != config.name]
     if len(others) + 1 > quotas.streams:
         raise QuotaExceeded(f"{owner!r} has {len(others)} topics with streams; the quota is {quotas.streams}")
-    wanted = config.max_bytes if config.max_bytes is not None else quotas.topic_bytes
-    if wanted > quotas.topic_bytes:
-        raise QuotaExceeded(f"topic {config.name!r}: max_bytes {wanted} exceeds the per-topic cap {quotas.topic_bytes}")
-    used = sum(o.max_bytes or quotas.topic_bytes for o in others)
-    if used + wanted > quotas.storage:
+    memory = config.storage == "memory"
+    cap, total, what = ((quotas.memory_topic_bytes, quotas.memory, "memory quota") if memory
+                        else (quotas.topic_bytes, quotas.storage, "storage quota"))
+    wanted = config.max_bytes if config.max_bytes is not None else cap
+    if wanted > cap:
+        raise QuotaExceeded(f"topic {config.name!r}: max_bytes {wanted} exceeds the per-topic cap {cap}"
+                            f"{' for memory topics' if memory else ''}")
+    used = sum(o.max_bytes or cap for o in others if (o.storage == "memory") == memory)
+    if used + wanted > total:
         raise QuotaExceeded(f"topic {config.name!r}: {owner!r} reserves {used} bytes already; {wanted} more exceeds "
-                            f"the storage quota {quotas.storage}")
+                            f"the {what} {total}")
     return replace(config, max_bytes=wanted)
 
 

@@ -277,8 +277,9 @@ class TopicService:
         if self.applied is not None:
             await asyncio.to_thread(self.applied)
 
-    def _owned_topics(self, snap: policy.Snapshot, owner: str) -> set[str]:
-        return {t.name for t in snap.topics.values() if t.owner == owner}
+    def _owned_topics(self, snap: policy.Snapshot, holder: str) -> set[str]:
+        """The topics whose quotas ``holder`` holds (its own and its services')."""
+        return {t.name for t in snap.topics.values() if policy.quota_holder(snap, t.owner) == holder}
 
     async def _owned_configs(self, snap: policy.Snapshot, owner: str, joining: str | None) -> list[TopicConfig]:
         """One config per stream holding ``owner``'s topics (quotas count streams), leaving out
@@ -331,7 +332,8 @@ class TopicService:
         else:
             joining = await self._check_namespace(snap, rec.owner, config)
         if not snap.is_admin(actor):
-            config = check_topic(self.quotas, rec.owner, config, await self._owned_configs(snap, rec.owner, joining))
+            holder = policy.quota_holder(snap, rec.owner)
+            config = check_topic(self.quotas, holder, config, await self._owned_configs(snap, holder, joining))
         existing = await catalog_get(self._js, "t", config.name)
         if existing is not None:
             if existing.get(REGISTERED_META) != _stamp(rec.created):
@@ -358,7 +360,8 @@ class TopicService:
         current = TopicConfig(**(await topic_record(self._js, name, f"update topic {name!r}"))["config"])
         new = TopicConfig(**{**current.as_dict(), **changes, "name": name})
         if not snap.is_admin(actor):
-            new = check_topic(self.quotas, rec.owner, new, await self._owned_configs(snap, rec.owner, current.stream))
+            holder = policy.quota_holder(snap, rec.owner)
+            new = check_topic(self.quotas, holder, new, await self._owned_configs(snap, holder, current.stream))
         changed = {k: v for k, v in new.as_dict().items() if k != "name" and v != getattr(current, k)}
         return (await update_topic_direct(self._js, name, changed)).as_dict()
 
@@ -397,17 +400,25 @@ class TopicService:
                 if not any(policy.filter_covers(a, f) for a in allowed):
                     raise AccessDenied(f"create consumer: {actor!r} may not read {f!r} (its subscribe rights do "
                                        "not cover that filter)")
+        if existing is not None and not admin:
+            holders = {who for s_, c_, who in snap.consumers if s_ == stream and c_ == name}
+            if holders != {actor}:
+                whose = f"{sorted(holders)[0]}'s" if holders else "an administrator's"
+                raise AccessDenied(f"create consumer {name!r}: it exists and is {whose}; only its holder may "
+                                   "change it or read through it (choose another name)")
         scan = is_scan_name(name)
         why = scan_shape_error(config) if scan and not admin else None
         if why is not None:
             raise ConfigError(f"create consumer {name!r}: names starting with {SCAN_PREFIX!r} are position scans: {why}")
         # consumers and position scans count apart
-        held = {(s, c) for s, c, who in snap.consumers if who == actor and is_scan_name(c) == scan}
+        holder = policy.quota_holder(snap, actor)  # a user's services share its quotas
+        held = {(s, c) for s, c, who in snap.consumers
+                if policy.quota_holder(snap, who) == holder and is_scan_name(c) == scan}
         if (stream, name) not in held and not admin:
             live = {c.name for c in await self._js.consumers_info(stream)}
             stale = [(s, c) for s, c in held if s == stream and c not in live]
             self.store.forget_consumers(stale)
-            check_consumers(self.quotas, actor, len(held) - len(stale), scans=scan)
+            check_consumers(self.quotas, holder, len(held) - len(stale), scans=scan)
         if (stream, name) not in held:
             self.store.record_consumer(stream, name, actor)
             await self._changed()
