@@ -45,3 +45,31 @@ def test_the_service_never_answers_on_a_forged_reply_subject(secured: Any) -> No
         await root.close()
 
     asyncio.run(main())
+
+
+def test_a_server_answer_sent_into_the_catalog_is_not_taken_for_a_record(secured: Any) -> None:
+    """nats-server's own responders (JetStream API, ``$SYS``) answer on any reply subject a user
+    gives, and nothing checks it (docs/security.md, "Not protected"): bob can make the server
+    write its JSON answer onto a catalog key. The answer is not read as a record (it lacks the
+    ``Evf-Record`` header): alice's client sees her topic as unknown, with a clear error, never a
+    crash, and re-creating the topic writes a record of ours again."""
+    import evfabric
+    from evfabric.core.errors import NotFound
+    from evfabric.fabric.catalog import catalog_subject
+
+    async def forge() -> None:
+        bob = await Raw().open(secured.url, secured.tokens["bob"])
+        await bob.nc.publish("$JS.API.INFO", b"", reply=catalog_subject("t", "users.alice.data"))
+        await flush(bob.nc)
+        await bob.close()
+
+    with evfabric.connect(secured.url, token=secured.tokens["alice"]) as alice:
+        alice.create_topic("users.alice.data")
+        alice.publish("users.alice.data.x", {"i": 1}, delivery="reliable")
+    asyncio.run(forge())
+    with evfabric.connect(secured.url, token=secured.tokens["alice"]) as alice:  # a fresh client: no cache
+        with pytest.raises(NotFound):
+            alice.describe_topic("users.alice.data")
+        alice.create_topic("users.alice.data")  # the record is ours again
+        assert alice.describe_topic("users.alice.data").config.name == "users.alice.data"
+        alice.publish("users.alice.data.x", {"i": 2}, delivery="reliable")

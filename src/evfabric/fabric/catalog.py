@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -32,8 +33,10 @@ from nats.js.api import StorageType, StreamConfig
 
 from evfabric.core.topics import MANY, ONE, Pattern
 
-__all__ = ["BUCKET", "CATALOG_STREAM", "MISSING", "TopicCache", "catalog_delete", "catalog_get", "catalog_keys",
+__all__ = ["BUCKET", "CATALOG_STREAM", "MISSING", "RECORD_HEADER", "TopicCache", "catalog_delete", "catalog_get", "catalog_keys",
            "catalog_put", "catalog_subject", "ensure_catalog", "namespace_of"]
+
+log = logging.getLogger("evfabric.fabric")
 
 BUCKET = "EVF_TOPICS"
 CATALOG_STREAM = f"KV_{BUCKET}"
@@ -74,28 +77,51 @@ async def ensure_catalog(js: JetStreamContext, replicas: int = 1) -> None:
             raise
 
 
+#: the header every record carries: a message on a catalog subject without it was not written by
+#: evfabric (e.g. a server's API answer sent there as the reply subject of a user's request)
+RECORD_HEADER = "Evf-Record"
+_REQUIRED = {"t": ("config", "stream"), "n": ("stream",), "r": ()}
+
+
+def _valid(kind: str, msg: Any) -> dict[str, Any] | None:
+    """The record in ``msg`` if evfabric wrote it, else None (logged: it is ignored)."""
+    if not msg.data:
+        return None
+    try:
+        value = json.loads(msg.data) if (msg.headers or {}).get(RECORD_HEADER) == "1" else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or any(k not in value for k in _REQUIRED.get(kind, ())):
+        log.warning("catalog: the record on %s is not evfabric's (a server's answer sent there?); ignored",
+                    msg.subject)
+        return None
+    return value
+
+
 async def catalog_get(js: JetStreamContext, kind: str, name: str) -> dict[str, Any] | None:
-    """The record ``kind`` (``t`` topic, ``n`` namespace) of ``name``, or None."""
+    """The record ``kind`` (``t`` topic, ``n`` namespace) of ``name``, or None (also for a message
+    on its subject that evfabric did not write)."""
     try:
         msg = await js.get_last_msg(CATALOG_STREAM, _key(kind, name), direct=True)
     except jserr.NotFoundError:
         return None
     except (nats.errors.NoRespondersError, jserr.ServiceUnavailableError):
         return None  # no catalog yet (direct gets have no responder without the stream)
-    if not msg.data:
-        return None
-    value: dict[str, Any] = json.loads(msg.data)
-    return value
+    return _valid(kind, msg)
 
 
 async def catalog_put(js: JetStreamContext, kind: str, name: str, value: dict[str, Any], *,
                       create: bool = False) -> bool:
     """Write a record; with ``create`` only if absent (False when another is there)."""
-    headers = {"Nats-Expected-Last-Subject-Sequence": "0"} if create else None
+    headers = {RECORD_HEADER: "1"}
+    if create:
+        headers["Nats-Expected-Last-Subject-Sequence"] = "0"
     try:
         await js.publish(_key(kind, name), json.dumps(value).encode(), headers=headers)
     except jserr.BadRequestError as exc:
         if create and exc.err_code == 10071:  # wrong last sequence: the key exists
+            if await catalog_get(js, kind, name) is None:  # ...but not as a record of ours: replace it
+                return await catalog_put(js, kind, name, value)
             return False
         raise
     except nats.errors.NoRespondersError:

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 
-from evfabric.fabric.catalog import catalog_keys, catalog_subject
+from evfabric.fabric.catalog import RECORD_HEADER, catalog_keys, catalog_subject
 from evfabric.fabric.subjects import intersect, raw_subjects
 from evfabric.wire.subject import pattern_tokens
 
@@ -61,8 +61,9 @@ class RawTopicWatch:
         self.following.pop(sub, None)
 
     async def _on_record(self, msg: Msg) -> None:
-        if msg.headers and msg.headers.get("KV-Operation") in ("DEL", "PURGE"):
-            return
+        headers = msg.headers or {}
+        if headers.get(RECORD_HEADER) != "1" or headers.get("KV-Operation") in ("DEL", "PURGE"):
+            return  # not a record of ours (a server's answer sent here), or a deletion
         name = msg.subject[_PREFIX:]
         for sub in list(self.following):
             await self._add(sub, name)
