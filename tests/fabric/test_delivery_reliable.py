@@ -26,6 +26,16 @@ def test_reliable_publish_is_stored_before_returning(broker_session) -> None:
         assert info.messages == 1 and info.config.name == root
 
 
+def test_a_reliable_subscription_under_a_users_namespace_creates_that_namespaces_topic(broker_session) -> None:
+    name = unique("u")
+    with evfabric.connect(broker_session.url) as c:
+        got: list = []
+        c.subscribe(f"users.{name}.*", delivery="reliable", listener=got.append)  # no topic yet: auto-created
+        assert c.describe_topic(f"users.{name}").config.name == f"users.{name}"  # not 'users'
+        c.publish(f"users.{name}.x", {"n": 1}, delivery="reliable")
+        assert wait_until(lambda: len(got) == 1)
+
+
 def test_no_auto_topics_means_not_found(broker_session) -> None:
     with evfabric.connect(broker_session.url, auto_topics=False) as c:
         with pytest.raises(NotFound):

@@ -19,6 +19,7 @@ from evfabric.core.errors import ConfigError, NotFound
 from evfabric.core.event import Event
 from evfabric.core.topics import MANY, ONE, Pattern
 from evfabric.fabric.batching import Ticket
+from evfabric.fabric.catalog import namespace_of
 from evfabric.fabric.consumers import CoreFeed, DecodedRecently, Wiring
 from evfabric.fabric.deadletter import dead_letter
 from evfabric.fabric.positions import EventLag, check_position
@@ -83,7 +84,8 @@ class Receiving:
         found = await c.catalog.matching(pat)
         if found:
             return found
-        head = pat.segments[0]
+        literal = literal_head(pat)
+        head = namespace_of(literal) if literal else pat.segments[0]  # users.bob.*: users.bob, not users
         if c.publisher.auto_topics is None or head in (ONE, MANY) or replay:
             raise NotFound(f"no topic stores events matching {pat.text!r}"
                            f"{' (nothing to replay)' if replay else ''}: create one with create_topic() "
