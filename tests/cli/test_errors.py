@@ -57,6 +57,29 @@ def test_sub_without_rights_and_reliable_partial_grant_end_in_one_access_denied_
     assert time.monotonic() - t0 < 25  # both, not a hang
 
 
+def test_a_refused_best_effort_publish_is_an_error_not_an_id(guarded: Any) -> None:
+    """bob may only read ``experiments.?``: his best-effort publish there is refused by the broker.
+    Nothing waits for a best-effort publish, so the refusal comes with the flush (and close): the
+    CLI says it in one line and exits 1, in the API flush() raises AccessDenied once."""
+    url = guarded.server.url
+    guarded.store.register_topic("experiments", "alice")
+    guarded.store.grant("experiments.?", "bob", ["subscribe"], granted_by="alice")
+    bob = guarded.store.issue_token("bob").secret
+    admitted(url, bob)
+    for extra in ([], ["--count", "3"]):
+        r = cli("pub", "experiments.run1", '{"x": 1}', *extra, "--url", url, "--token", bob, timeout=30)
+        assert r.returncode == 1 and r.stdout.strip() == "", (r.stdout, r.stderr)
+        line = one_line(r.stderr)
+        assert "AccessDenied" in line and "experiments.run1" in line, line
+    with evfabric.connect(url, token=bob) as c:
+        c.publish("experiments.run1", {"x": 1})
+        with pytest.raises(evfabric.AccessDenied, match="refused 1 publish of"):
+            c.flush(10)
+        c.flush(10)  # told once
+        c.publish("users.bob.notes", {"x": 2})  # positive control: his own namespace
+        c.flush(10)
+
+
 @pytest.mark.parametrize("command", ["status", "top"])
 def test_status_and_top_against_a_dead_server_fail_fast_in_one_line(command: str) -> None:
     with socket.socket() as s:  # a port nobody listens on

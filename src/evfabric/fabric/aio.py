@@ -110,6 +110,8 @@ class AsyncClient:
         self._closed = False
         self._reporter: asyncio.Task[None] | None = None
         self._refused: list[str] = []  # the broker's permission violations, newest last (for subscribe)
+        self._publish_refused: tuple[int, str] = (0, "")  # (how many, the last) publishes the broker refused
+        self._publish_refused_told = 0  # of them, raised by flush() already
 
     async def _start(self) -> None:
         await self.publisher.start()  # no topic is read here: the catalog answers on first use
@@ -239,12 +241,17 @@ class AsyncClient:
                                      f"within {timeout} s")
             await asyncio.sleep(0.002)
         if self.nc.is_connected:
-            await flush(self.nc, timeout or 10)
+            await flush(self.nc, timeout or 10)  # behind our publishes: the broker's refusals come before its PONG
         failures = self.batcher.take_failures()
+        count, last = self._publish_refused
+        refused, self._publish_refused_told = count - self._publish_refused_told, count
         if failures:
             if len(failures) > 1:
                 log.warning("flush: %d groups of events failed; raising the first", len(failures))
             raise failures[0]
+        if refused:  # best effort: nothing waited for the broker, so the refusal is told here
+            raise AccessDenied(f"the broker refused {refused} publish{'es' * (refused != 1)} of {self.source!r}: "
+                               f"{last.removeprefix('nats: ')}")
 
     async def request(self, topic: str, body: Body | None = None, *, timeout: float = 5.0, **header: Any) -> Event:
         """Publish a request on ``topic``; return the first reply (:mod:`evfabric.fabric.request`)."""
@@ -419,8 +426,11 @@ class AsyncClient:
             self._refused = [*self._refused[-15:], str(exc)]
         if "permissions violation for publish" in str(exc).lower():
             # the broker refused a publish (access control): fail waiting reliable publishes now
-            # with AccessDenied rather than let them time out
-            self.publisher.denied(str(exc))
+            # with AccessDenied rather than let them time out; best-effort ones fail the next flush
+            subject = str(exc).rsplit(" to ", 1)[-1].strip().strip("'\"")
+            if not self.publisher.denied(str(exc)) and not subject.startswith(("$", "_INBOX")):
+                # an event publish nothing waited for (API requests fail on their own)
+                self._publish_refused = (self._publish_refused[0] + 1, str(exc))
 
     async def _on_disconnect(self) -> None:
         self.stats.disconnects += 1

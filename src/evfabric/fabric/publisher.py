@@ -217,15 +217,20 @@ class Publisher:
         if batch is not None:
             self._finish(batch, error)
 
-    def denied(self, message: str) -> None:
-        """The broker said a publish was not permitted: fail the in-flight batches on that subject."""
+    def denied(self, message: str) -> bool:
+        """The broker said a publish was not permitted: fail the in-flight batches on that subject;
+        False when none was waiting (a best-effort publish: the caller tells it at the next flush)."""
         subject = message.rsplit(" to ", 1)[-1].strip().strip("'\"")
+        failed = False
         for token, batch in list(self._inflight.items()):
             if batch.subject == subject:
+                failed = True
                 self._fail(token, AccessDenied(f"the broker refused to store events on {subject!r}: {message}"))
         for batch in self._held.pop(subject, ()):
+            failed = True
             self._active[subject] = self._active.get(subject, 0) + 1
             self._finish(batch, AccessDenied(f"the broker refused to store events on {subject!r}: {message}"))
+        return failed
 
     # -- acknowledgements ---------------------------------------------------------------------------
 
