@@ -80,6 +80,23 @@ def test_a_refused_best_effort_publish_is_an_error_not_an_id(guarded: Any) -> No
         c.flush(10)
 
 
+def test_status_follows_the_global_context_and_the_environment(tmp_path: Path) -> None:
+    """``evfabric --context dead status``, a selected context, ``$EVFABRIC_URL``: status asks that
+    broker, and says it does not answer, rather than report the default broker as healthy."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"nats://127.0.0.1:{s.getsockname()[1]}"
+    cfg = {"EVFABRIC_CONFIG_DIR": str(tmp_path)}
+    assert cli("context", "add", "dead", "--url", dead, env=cfg).returncode == 0
+    for args, env in ((["--context", "dead", "status"], cfg), (["status"], {**cfg, "EVFABRIC_CONTEXT": "dead"}),
+                      (["status"], {**cfg, "EVFABRIC_URL": dead})):
+        r = cli(*args, env=env, timeout=30)
+        assert r.returncode == 1 and "no broker answers" in one_line(r.stderr) and dead in r.stderr, (args, r.stderr)
+    assert cli("context", "select", "dead", env=cfg).returncode == 0
+    r = cli("status", env=cfg, timeout=30)
+    assert r.returncode == 1 and dead in one_line(r.stderr)
+
+
 @pytest.mark.parametrize("command", ["status", "top"])
 def test_status_and_top_against_a_dead_server_fail_fast_in_one_line(command: str) -> None:
     with socket.socket() as s:  # a port nobody listens on

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from evfabric.broker.config import redact_url
-from evfabric.cli._common import CONTEXT, TOKEN, resolve
+from evfabric.cli._common import CONTEXT, DEFAULT_URL, TOKEN, Target, resolve
 from evfabric.core.errors import BrokerUnavailable
 
 DEFAULT_MONITOR_URL = "http://127.0.0.1:8222"
@@ -219,7 +219,9 @@ def register(app: typer.Typer) -> None:
         from evfabric.core.errors import EvfabricError
 
         console = Console(stderr=True)
-        target = resolve(url, token, context) if (url or token or context) else None
+        target: Target | None = resolve(url, token, context)  # flags, environment, the selected context
+        if target is not None and target.url == DEFAULT_URL and not target.token and not url:
+            target = None  # nothing chosen: the default broker's monitoring port tells more
         where = target.url if target is not None else DEFAULT_MONITOR_URL
         try:
             result = gather(where, **(target.raw_nats_options() if target is not None else {}))
