@@ -59,3 +59,13 @@ def test_bench_phold_quick_has_the_named_positive_figures():
     assert figures["conservative_2w"].notes["same_results"] is True
     assert figures["optimistic_2w"].notes["same_results"] is True
     assert figures["optimistic_worst_efficiency"].value >= 0.5, figures["optimistic_worst_efficiency"].notes
+
+
+def test_evfabric_sim_refuses_user_mistakes_in_one_line():
+    for args, words in ((["-p", "machines=abc"], "carwash parameter machines='abc': not an int"),
+                        (["--workers", "0", "--mode", "optimistic"], "workers must be >= 1"),
+                        (["--until", "-5"], "--until must be a positive simulated time")):
+        r = subprocess.run([sys.executable, "-m", "evfabric.cli", "sim", "carwash", *args],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and words in r.stderr and "Traceback" not in r.stderr, r.stderr

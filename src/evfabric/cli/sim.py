@@ -29,4 +29,4 @@ def register(app: typer.Typer) -> None:
         for p in param:
             argv += ["--param", p]
         argv += ["--json"] if as_json else ["--csv"] if csv else []
-        raise typer.Exit(main(argv))
+        raise typer.Exit(main(argv, prog="evfabric sim"))

@@ -11,9 +11,11 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 from typing import Any
 
 from evfabric.coord.execute import MODES, PLACEMENTS
+from evfabric.core.errors import ConfigError, EvfabricError
 from evfabric.sim.lp import Model
 from evfabric.sim.models import CarWash, Epidemic, Phold
 from evfabric.sim.run import Result, run
@@ -35,7 +37,10 @@ def build(name: str, params: dict[str, str]) -> Model:
         if key not in types:
             raise SystemExit(f"{name} has no parameter {key!r}; parameters: {', '.join(types)}")
         kind = str(types[key])
-        kw[key] = int(text) if kind == "int" else float(text) if kind == "float" else text
+        try:
+            kw[key] = int(text) if kind == "int" else float(text) if kind == "float" else text
+        except ValueError:
+            raise ConfigError(f"{name} parameter {key}={text!r}: not {'an int' if kind == 'int' else 'a float'}") from None
     return cls(**kw)
 
 
@@ -45,9 +50,19 @@ def result_json(name: str, result: Result) -> str:
     return json.dumps({"model": name, "results": result.results, "stats": stats}, default=str)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the model, print on rank 0 (or the only process)."""
-    ap = argparse.ArgumentParser(prog="python -m evfabric.sim", description="run a shipped model")
+def main(argv: list[str] | None = None, prog: str = "python -m evfabric.sim") -> int:
+    """Parse ``argv``, run the model, print on rank 0 (or the only process). A user's mistake (a
+    parameter of the wrong type, workers < 1, a negative end) is one line on stderr and exit 1."""
+    try:
+        return _main(argv, prog)
+    except (EvfabricError, ValueError, TypeError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}" if isinstance(exc, EvfabricError) else f"error: {exc}",
+              file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str] | None, prog: str) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description="run a shipped model")
     ap.add_argument("model", choices=sorted(MODELS))
     ap.add_argument("--until", type=float, default=None, help="end of simulated time (inclusive)")
     ap.add_argument("--mode", choices=MODES, default="sequential")
@@ -69,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(p.split("=", 1) for p in args.param)
     model = build(args.model, params)
     until = args.until if args.until is not None else DEFAULT_UNTIL[args.model]
+    if not until > 0:
+        raise ConfigError(f"--until must be a positive simulated time, not {until}")
     options: dict[str, Any] = {"sync": args.sync, "batch": args.batch, "window": args.window, "timeout": args.timeout,
                                "adaptive": not args.fixed}
     if args.placement == "fabric":
