@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SRC, admitted, cli
+from conftest import SRC, admitted, cli, one_line
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -118,6 +118,14 @@ def test_top_honours_evfabric_token(guarded: Any) -> None:
     assert "healthy" in r.stdout and "evfabric top" in r.stdout
     r = cli(*args, env={"EVFABRIC_TOKEN": "garbage"}, timeout=60)
     assert r.returncode == 1 and "malformed token" in r.stderr
+    alice = guarded.store.issue_token("alice").secret  # may not watch every topic: one line, at once
+    admitted(guarded.server.url, alice)
+    t0 = time.monotonic()
+    r = cli(*args, env={"EVFABRIC_TOKEN": alice}, timeout=60)
+    assert r.returncode == 1 and "refused the monitor's traffic tap" in one_line(r.stderr) and "administrator" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "Task was destroyed" not in r.stderr and time.monotonic() - t0 < 20
+    r = cli(*args, "--no-tap", env={"EVFABRIC_TOKEN": alice}, timeout=60)  # the broker's figures need no rights
+    assert r.returncode == 0 and "healthy" in r.stdout, r.stderr
 
 
 def test_topic_create_raw_stores_foreign_messages_for_view(broker: Any) -> None:

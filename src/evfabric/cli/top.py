@@ -154,6 +154,8 @@ def register(app: typer.Typer) -> None:
         console = Console()
         try:
             first = monitor.sample()
+            if monitor.tap_refused is not None:
+                raise die(f"{monitor.tap_refused} (or run top with --no-tap)")
             if not first["server"]["up"]:  # nothing to watch: say so in one line, do not draw an empty screen
                 raise die(f"no broker answers at {monitor.monitor_url} (the monitoring port of {target.url}); "
                           "start one with `evfabric serve` or give --monitor-url")

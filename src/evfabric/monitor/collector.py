@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evfabric.core.errors import BrokerUnavailable
+from evfabric.core.errors import AccessDenied, BrokerUnavailable
 from evfabric.monitor import metrics
 from evfabric.monitor.history import History, Point, Totals
 from evfabric.monitor.probe import BrokerProbe
@@ -75,6 +75,7 @@ class Monitor:
         self._tap: BrokerTap | None = None
         self._want_tap = (url is not None) if tap is None else tap
         self._tap_retry_at = 0.0
+        self.tap_refused: str | None = None  # why the broker refused the traffic tap (the token's rights)
         self._totals = Totals()
         self._lock = threading.RLock()
         self._last: dict[str, Any] | None = None
@@ -87,6 +88,9 @@ class Monitor:
         if self._want_tap and self._tap is None and self.url and time.monotonic() >= self._tap_retry_at:
             try:
                 self._tap = BrokerTap(self.url, connect_timeout=2.0)
+            except AccessDenied as exc:  # the token may not watch the traffic: broker figures only
+                self.tap_refused = str(exc)
+                self._want_tap = False
             except BrokerUnavailable:
                 # Broker figures still flow; retry later rather than slow every sample down.
                 self._tap_retry_at = time.monotonic() + TAP_RETRY

@@ -30,7 +30,7 @@ from typing import Any
 import nats
 import nats.errors
 
-from evfabric.core.errors import BrokerUnavailable
+from evfabric.core.errors import AccessDenied, BrokerUnavailable
 from evfabric.fabric.positions import EventCounts, StoredEvents
 from evfabric.fabric.roundtrip import flush
 from evfabric.fabric.subjects import PREFIX, topic_of_subject
@@ -88,22 +88,33 @@ class BrokerTap:
         fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         try:
             fut.result(connect_timeout + 1)
+        except AccessDenied:
+            self._stop_loop()
+            raise
         except Exception as exc:
             fut.cancel()
             self._stop_loop()
             raise BrokerUnavailable(f"monitor tap cannot connect to {url}: {exc}") from exc
 
     async def _start(self) -> None:
+        refused: list[str] = []
+
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, nats.errors.SlowConsumerError):
                 with self._lock:
                     self.dropped += 1
+            elif "permissions violation" in str(exc).lower():
+                refused.append(str(exc).removeprefix("nats: "))
 
         self._nc = await nats.connect(self.url, name=TAP_NAME, error_cb=on_error, connect_timeout=self._timeout,
                                       max_reconnect_attempts=-1)
         await self._nc.subscribe(f"{PREFIX}.>", cb=self._on_traffic, pending_msgs_limit=65536)
         await self._nc.subscribe(f"{REPORT_SUBJECT}.>", cb=self._on_report)
-        await flush(self._nc)
+        await flush(self._nc)  # behind the SUBs: a refusal of one comes before this PONG
+        if refused:
+            await self._nc.close()
+            raise AccessDenied(f"the broker refused the monitor's traffic tap ({refused[0]}): watching every "
+                               "topic needs an administrator's token")
 
     async def _on_traffic(self, msg: Any) -> None:
         topic = topic_of_subject(msg.subject)
