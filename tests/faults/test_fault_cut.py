@@ -32,21 +32,21 @@ def test_a_publisher_that_began_during_the_cut_has_its_losses_counted(tmp_path) 
         relay.cut()
         assert wait_until(lambda: not con.is_connected)
         with evfabric.connect(srv.url, source="late") as late:  # begins while the subscriber is away
-            for i in range(1000):
-                early.publish(f"{root}.x", {"i": 1000 + i})
-                late.publish(f"{root}.y", {"i": 10_000 + i})
-                sent += 2
-            early.flush(10)
-            late.flush(10)
+
+            def both(n: int, base: int) -> int:
+                """``n`` events from each publisher, flushed: how many were sent."""
+                for i in range(n):
+                    early.publish(f"{root}.x", {"i": base + i})
+                    late.publish(f"{root}.y", {"i": 10 * base + i})
+                early.flush(10)
+                late.flush(10)
+                return 2 * n
+
+            sent += both(1000, 1000)
             relay.heal()
             assert wait_until(lambda: con.is_connected, 20)
             con.flush(10)  # the broker has the subscription again
-            for i in range(10):
-                early.publish(f"{root}.x", {"i": 2000 + i})
-                late.publish(f"{root}.y", {"i": 20_000 + i})
-                sent += 2
-            early.flush(10)
-            late.flush(10)
+            sent += both(10, 2000)
             assert wait_until(lambda: len(got) + sub.stats.dropped == sent and sum(reports) == sub.stats.dropped), \
                 (sent, len(got), sub.stats.dropped, sum(reports))
         assert len(got) == 120 and sub.stats.dropped == 2000  # nothing uncounted, nothing counted twice
